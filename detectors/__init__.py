@@ -1,0 +1,1 @@
+"""The detection core: sketches, change detectors and the alert policy. Pure; no Kafka."""

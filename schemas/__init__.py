@@ -1,0 +1,1 @@
+"""The event contract, version 1: typed events, validation with precise errors, JSON Schemas."""

@@ -1,0 +1,1 @@
+"""The Faust application: topics, agents, tables, checkpointing, web views, metrics, CLI."""

@@ -1,0 +1,5 @@
+"""Placeholder: the owning work item replaces this module."""
+
+
+def register(subparsers) -> None:
+    return None
