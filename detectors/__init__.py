@@ -1,1 +1,39 @@
-"""The detection core: sketches, change detectors and the alert policy. Pure; no Kafka."""
+"""The detection core: sketches, change detectors and the alert policy. Pure; no Kafka.
+
+``Monitor`` is the one interface: events in, :class:`~driftline.schemas.Alert` objects out,
+state to and from bytes. How it works, in one paragraph per module:
+
+- ``_stream``: per (model, model version), events are buffered and processed in blocks cut at
+  fixed event counts (``block``), so alerts do not depend on batching or on dump/load.
+- ``_reference``: the reference is the first ``warmup`` values of each feature (zero
+  configuration), then frozen; values are mapped to their rank under it, which makes every
+  continuous feature uniform under no drift (heavy tails, bimodal, bounded alike; integer ties
+  get mid-ranks).
+- ``_numeric``: count, missing, mean/variance, min/max, a KLL sketch; CUSUMs on rank scores
+  for location and spread (``_cusum``), and a chi-square test of the last ``window_blocks``
+  blocks in equiprobable reference bins for shape (``_homogeneity``); vectorised over
+  features x events.
+- ``_categorical``: space-saving heavy hitters (``_heavy_hitters``), HLL cardinality, and a
+  chi-square frequency test against the reference's categories.
+- ``_policy``: the false-alarm budget (``false_alarms_per_million`` per model stream, split
+  over detectors; thresholds from an exponential bound calibrated on the reference scores),
+  confirmation of CUSUM change points, one incident per feature, cooldown, ``resolved`` when
+  the data match the reference again or a persisting drift becomes the new reference.
+- ``_state``: versioned, pickle-free bytes (JSON header + raw numpy/sketch blobs).
+"""
+
+from ._config import DETECTORS, DetectionConfig, FeatureConfig, ModelConfig, load_config
+from ._monitor import Monitor
+from .exceptions import ConfigError, DetectorError, StateError
+
+__all__ = [
+    "DETECTORS",
+    "ConfigError",
+    "DetectionConfig",
+    "DetectorError",
+    "FeatureConfig",
+    "ModelConfig",
+    "Monitor",
+    "StateError",
+    "load_config",
+]

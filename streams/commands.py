@@ -1,5 +1,188 @@
-"""Placeholder: the owning work item replaces this module."""
+"""``driftline worker``, ``driftline demo`` and ``driftline alerts tail``.
+
+Handlers import Faust, aiokafka and the detectors only when they run, so ``driftline --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_kafka_arguments", "kafka_settings_from_args", "register"]
 
 
-def register(subparsers) -> None:
-    return None
+def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    """Connection options shared by every command that talks to Kafka."""
+    group = parser.add_argument_group("Kafka connection (defaults from DRIFTLINE_* variables)")
+    group.add_argument(
+        "--broker", help="bootstrap servers host:port[,host:port] (env DRIFTLINE_BROKER)"
+    )
+    group.add_argument(
+        "--security-protocol",
+        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        help="env DRIFTLINE_SECURITY_PROTOCOL",
+    )
+    group.add_argument("--ssl-cafile", help="CA bundle (PEM) for TLS")
+    group.add_argument("--ssl-certfile", help="client certificate (PEM) for mutual TLS")
+    group.add_argument("--ssl-keyfile", help="client key (PEM) for mutual TLS")
+    group.add_argument("--sasl-mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    group.add_argument(
+        "--sasl-username", help="SASL user (password from env DRIFTLINE_SASL_PASSWORD)"
+    )
+
+
+def kafka_settings_from_args(args: argparse.Namespace, client_id: str) -> Any:
+    """Build :class:`~driftline.streams.KafkaSettings` from parsed options and environment."""
+    from driftline.streams._settings import KafkaSettings
+
+    return KafkaSettings.from_env(
+        args.broker,
+        security_protocol=args.security_protocol,
+        ssl_cafile=args.ssl_cafile,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        sasl_mechanism=args.sasl_mechanism,
+        sasl_username=args.sasl_username,
+        client_id=client_id,
+    )
+
+
+def _add_topic_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("topics")
+    group.add_argument("--topic-predictions", default="driftline.predictions")
+    group.add_argument("--topic-features", default="driftline.features")
+    group.add_argument("--topic-labels", default="driftline.labels")
+    group.add_argument("--topic-alerts", default="driftline.alerts")
+    group.add_argument("--topic-deadletter", default="driftline.deadletter")
+    group.add_argument(
+        "--partitions",
+        type=int,
+        default=4,
+        help="state shards (partitions of the internal topic and table; default 4)",
+    )
+    group.add_argument("--replication", type=int, default=1, help="for topics it creates")
+
+
+def _topic_layout(args: argparse.Namespace) -> Any:
+    from driftline.streams._settings import TopicLayout
+
+    return TopicLayout(
+        predictions=args.topic_predictions,
+        features=args.topic_features,
+        labels=args.topic_labels,
+        alerts=args.topic_alerts,
+        deadletter=args.topic_deadletter,
+        partitions=args.partitions,
+        replication=args.replication,
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``worker``, ``demo`` and ``alerts`` to the ``driftline`` command."""
+    worker = subparsers.add_parser(
+        "worker",
+        help="run one streaming worker (several share the work through the consumer group)",
+        description="Consume the event topics, detect drift, publish alerts. Start more "
+        "workers with the same --app-id to share partitions.",
+    )
+    add_kafka_arguments(worker)
+    _add_topic_arguments(worker)
+    worker.add_argument("--app-id", default="driftline", help="consumer group and state id")
+    worker.add_argument("--config", help="detection configuration (driftline.toml)")
+    worker.add_argument("--store", choices=("rocksdb", "memory"), default="rocksdb")
+    worker.add_argument("--data-dir", default="./driftline-data", help="RocksDB directory")
+    worker.add_argument("--checkpoint-events", type=int, default=20_000)
+    worker.add_argument("--checkpoint-seconds", type=float, default=5.0)
+    worker.add_argument("--web-host", default="127.0.0.1")
+    worker.add_argument("--web-port", type=int, default=6066, help="0 disables the web server")
+    worker.add_argument("--session-timeout", type=float, default=10.0, help="seconds")
+    worker.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds")
+    worker.add_argument("--loglevel", default="warning")
+    worker.add_argument(
+        "--no-create-topics", action="store_true", help="fail instead of creating topics"
+    )
+    worker.set_defaults(handler=_worker)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="embedded broker + worker + sample log with an injected drift; prints alerts",
+    )
+    demo.add_argument("--timeout", type=float, default=110.0, help="give up after seconds")
+    demo.add_argument("--json", action="store_true", help="print alerts as JSON lines")
+    demo.set_defaults(handler=_demo)
+
+    alerts = subparsers.add_parser("alerts", help="read the alerts topic")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    tail = alerts_sub.add_parser("tail", help="print alerts as they arrive, each alert_id once")
+    add_kafka_arguments(tail)
+    tail.add_argument("--topic", default="driftline.alerts")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest alert kept"
+    )
+    tail.add_argument("--max", type=int, default=None, help="stop after this many alerts")
+    tail.add_argument(
+        "--timeout", type=float, default=None, help="stop after this many idle seconds"
+    )
+    tail.set_defaults(handler=_alerts_tail)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from driftline.streams._settings import WorkerSettings
+    from driftline.streams.exceptions import StreamsError
+
+    try:
+        kafka = kafka_settings_from_args(args, "driftline-worker")
+        settings = WorkerSettings(
+            app_id=args.app_id,
+            topics=_topic_layout(args),
+            config_path=args.config,
+            store=args.store,
+            data_dir=args.data_dir,
+            checkpoint_events=args.checkpoint_events,
+            checkpoint_seconds=args.checkpoint_seconds,
+            web_host=args.web_host,
+            web_port=args.web_port,
+            session_timeout=args.session_timeout,
+            heartbeat_interval=args.heartbeat_interval,
+            rebalance_timeout=args.session_timeout,
+            loglevel=args.loglevel,
+        )
+        from driftline.streams._app import build_worker
+        from driftline.streams._topics import ensure_topics_sync
+
+        if not args.no_create_topics:
+            ensure_topics_sync(kafka, settings)
+        worker = build_worker(kafka, settings)
+    except (StreamsError, ValueError, OSError) as exc:
+        print(f"driftline worker: {exc}", file=sys.stderr)
+        return 2
+    return worker.run()
+
+
+def _alerts_tail(args: argparse.Namespace) -> int:
+    from driftline.streams._tail import tail_alerts
+    from driftline.streams.exceptions import StreamsError
+
+    try:
+        kafka = kafka_settings_from_args(args, "driftline-alerts-tail")
+        tail_alerts(
+            kafka,
+            args.topic,
+            as_json=args.json,
+            from_beginning=args.from_beginning,
+            max_alerts=args.max,
+            idle_timeout=args.timeout,
+        )
+    except (StreamsError, ValueError) as exc:
+        print(f"driftline alerts tail: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from driftline.streams._demo import run_demo
+
+    return run_demo(timeout=args.timeout, as_json=args.json)

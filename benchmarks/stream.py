@@ -1,0 +1,485 @@
+"""Throughput, latency, memory and start-up of one driftline worker on the embedded broker.
+
+Usage::
+
+    .venv/bin/python benchmarks/stream.py            # 300k events, 1M for memory
+    .venv/bin/python benchmarks/stream.py --quick    # 60k events, a smoke run
+    .venv/bin/python benchmarks/stream.py --events 1000000 --memory-events 5000000
+
+One run measures, on the same topic and the same 20-feature prediction events:
+
+(a) the raw ceiling: aiokafka ``getmany`` + ``orjson.loads`` of every message, no group;
+(b) one ``driftline`` worker (its own process, RocksDB store, consumer group, changelogged
+    table, checkpoints) with the full default detection, and the same worker with a
+    detector that does nothing (``pipeline``), which isolates the framework's cost;
+(c) latency from produce to detection at half the worker's measured throughput;
+(d) the worker's resident memory while it processes stationary events;
+(e) start-up (spawn to first event processed) and restart after ``kill -9``.
+
+Worker throughput is read from the worker's own ``/metrics`` (events through the detector).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+FEATURES = 20
+MODELS = 4
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+class _Recorder:
+    """Wraps a Monitor: records produce-to-detection latency of ``lat-*`` models."""
+
+    def __init__(self, inner, path: str | None) -> None:
+        self._inner = inner
+        self._path = path
+        self._samples: list[float] = []
+        self._written = 0.0
+
+    def process(self, events):
+        alerts = self._inner.process(events)
+        if self._path is not None:
+            now = time.time()
+            self._samples.extend(now - e.timestamp for e in events if e.model.startswith("lat"))
+            if now - self._written > 1.0 and self._samples:
+                import numpy as np
+
+                arr = np.asarray(self._samples)
+                doc = {
+                    "count": int(arr.size),
+                    "p50": float(np.percentile(arr, 50)),
+                    "p99": float(np.percentile(arr, 99)),
+                    "max": float(arr.max()),
+                }
+                Path(self._path).write_text(json.dumps(doc))
+                self._written = now
+        return alerts
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class _NullMonitor:
+    """No detection at all: what is left is the framework (Kafka, Faust, routing, decode)."""
+
+    def process(self, events):
+        return []
+
+    def models(self):
+        return []
+
+    def dump_model(self, model):
+        return b""
+
+    def load_model(self, model, data):
+        return None
+
+    def drop_model(self, model):
+        return None
+
+    def status(self, model):
+        return {}
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from driftline.streams import KafkaSettings, TopicLayout, WorkerSettings, build_worker
+
+    kafka = KafkaSettings(args.broker)
+    settings = WorkerSettings(
+        app_id=args.app_id,
+        topics=_layout(args.topic),
+        store="rocksdb",
+        data_dir=args.data_dir,
+        web_port=args.web_port,
+        session_timeout=6.0,
+        heartbeat_interval=0.5,
+        rebalance_timeout=6.0,
+        max_poll_records=args.max_poll_records,
+    )
+    if args.worker_mode == "pipeline":
+        monitor = _NullMonitor()
+    else:
+        from driftline.detectors import DetectionConfig, Monitor
+
+        monitor = Monitor(DetectionConfig())
+    worker = build_worker(kafka, settings, monitor=_Recorder(monitor, args.latency_file))
+    del TopicLayout
+    return worker.run()
+
+
+def _layout(topic: str):
+    from driftline.streams import TopicLayout
+
+    return TopicLayout(
+        predictions=topic,
+        features=topic + ".features",
+        labels=topic + ".labels",
+        alerts=topic + ".alerts",
+        deadletter=topic + ".deadletter",
+        partitions=4,
+    )
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+
+
+def make_event(rnd: random.Random, model: str, ts: float) -> bytes:
+    return orjson.dumps(
+        {
+            "model": model,
+            "timestamp": ts,
+            "features": {f"f{j}": rnd.gauss(0.0, 1.0) for j in range(FEATURES)},
+            "prediction": rnd.random(),
+        }
+    )
+
+
+async def produce(bootstrap: str, topic: str, n: int, start: int = 0, seed: int = 7) -> float:
+    from aiokafka import AIOKafkaProducer
+
+    rnd = random.Random(seed)
+    pool = [make_event(rnd, "x", 0.0) for _ in range(512)]  # payload shapes, re-stamped below
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
+    )
+    await producer.start()
+    began = time.perf_counter()
+    try:
+        for i in range(start, start + n):
+            model = f"bench-{i % MODELS}"
+            body = pool[i % len(pool)]
+            # same 20 features, a fresh model and event time (1 ms apart per model)
+            value = b'{"model":"%s","timestamp":%.3f,' % (model.encode(), 1.7e9 + i / 1000.0)
+            value += body[body.index(b'"features"') :]
+            await producer.send(topic, value, key=model.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.perf_counter() - began
+
+
+async def produce_paced(bootstrap: str, topic: str, rate: float, seconds: float) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    rnd = random.Random(11)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+    await producer.start()
+    sent = 0
+    began = time.perf_counter()
+    try:
+        while (elapsed := time.perf_counter() - began) < seconds:
+            due = int(elapsed * rate)
+            while sent < due:
+                model = f"lat-{sent % MODELS}"
+                await producer.send(topic, make_event(rnd, model, time.time()), key=model.encode())
+                sent += 1
+            await asyncio.sleep(0.005)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def ceiling(bootstrap: str, topic: str, n: int) -> float:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not tps:
+            await consumer.force_metadata_update()
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loads = orjson.loads
+        seen = 0
+        began = time.perf_counter()
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    loads(record.value)
+                seen += sum(len(r) for r in batch.values())
+        return n / (time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, _, value = line.rpartition(" ")
+        key = name.split("{", 1)[0]
+        out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class WorkerProcess:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        mode: str,
+        app_id: str,
+        data_dir: str,
+        latency_file: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.port = free_port()
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker-mode",
+            mode,
+            "--broker",
+            bootstrap,
+            "--topic",
+            topic,
+            "--app-id",
+            app_id,
+            "--web-port",
+            str(self.port),
+            "--data-dir",
+            data_dir,
+        ]
+        if latency_file:
+            cmd += ["--latency-file", latency_file]
+        cmd += list(extra)
+        self.spawned = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Poll ``/ready`` until it answers 200; return seconds since spawn."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("worker died:\n" + self.proc.stderr.read().decode()[-3000:])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=2):
+                    return time.perf_counter() - self.spawned
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError("worker not ready")
+
+    def events(self) -> float | None:
+        m = scrape(self.port)
+        return None if m is None else m.get("driftline_events_total", 0.0)
+
+    def wait_events(
+        self, target: float, timeout: float, on_poll=None
+    ) -> tuple[float, float, float]:
+        """Poll until ``target`` events; return (t_first_nonzero, count_then, t_done)."""
+        first = None
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("worker died:\n" + self.proc.stderr.read().decode()[-3000:])
+            n = self.events()
+            now = time.perf_counter()
+            if on_poll is not None:
+                on_poll(n or 0.0)
+            if n and first is None:
+                first = (now, n)
+            if n is not None and n >= target:
+                return first[0], first[1], now
+            time.sleep(0.1)
+        raise TimeoutError(f"worker reached {self.events()} of {target} events")
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def measure_worker(bootstrap, topic, mode, n, tmp, label, rss_at=()):
+    app_id = f"bench-{label}-{int(time.time() * 1000) % 10**8}"
+    worker = WorkerProcess(bootstrap, topic, mode, app_id, os.path.join(tmp, app_id))
+    rss: dict[int, float] = {}
+
+    def poll(count: float) -> None:
+        for mark in rss_at:
+            if mark not in rss and count >= mark:
+                rss[mark] = rss_mib(worker.proc.pid)
+
+    try:
+        t_first, c_first, t_done = worker.wait_events(n, timeout=max(300, n / 2000), on_poll=poll)
+        startup = t_first - worker.spawned
+        rate = (n - c_first) / (t_done - t_first) if t_done > t_first else float("nan")
+        return rate, startup, rss
+    finally:
+        worker.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--memory-events", type=int, default=None)
+    parser.add_argument("--worker-mode", choices=("full", "pipeline"), help=argparse.SUPPRESS)
+    parser.add_argument("--broker", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    parser.add_argument("--app-id", help=argparse.SUPPRESS)
+    parser.add_argument("--web-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--latency-file", help=argparse.SUPPRESS)
+    parser.add_argument("--max-poll-records", type=int, default=1000, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker_mode:
+        return run_worker(args)
+
+    from driftline.streams.broker import EmbeddedBroker
+
+    n = args.events or (60_000 if args.quick else 300_000)
+    mem_n = args.memory_events or (n if args.quick else 1_000_000)
+    print(f"machine: {machine()}")
+    print(
+        f"input: {n} prediction events, {FEATURES} float features, {MODELS} models, "
+        f"~{len(make_event(random.Random(1), 'bench-0', 1.7e9))} bytes each, "
+        "4 partitions, embedded Tansu broker (in memory)"
+    )
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        bootstrap = broker.bootstrap_servers
+        topic = "bench.predictions"
+        layout = _layout(topic)
+        broker.create_topics_sync({**layout.all_topics(), topic: 4})
+        took = asyncio.run(produce(bootstrap, topic, n))
+        print(f"produced {n} events in {took:.1f} s ({n / took:,.0f}/s)")
+
+        ceil1 = asyncio.run(ceiling(bootstrap, topic, n))
+        print(f"(a) raw ceiling, aiokafka getmany + orjson.loads: {ceil1:,.0f} events/s")
+        full, startup, _ = measure_worker(bootstrap, topic, "full", n, tmp, "full")
+        print(
+            f"(b) worker, full default detection:                {full:,.0f} events/s "
+            f"= {full / ceil1:.1%} of the ceiling"
+        )
+        pipe, _, _ = measure_worker(bootstrap, topic, "pipeline", n, tmp, "pipe")
+        print(
+            f"    worker, no-op detector (framework only):       {pipe:,.0f} events/s "
+            f"= {pipe / ceil1:.1%} of the ceiling"
+        )
+        ceil2 = asyncio.run(ceiling(bootstrap, topic, n))
+        print(f"    raw ceiling again (noise check):                {ceil2:,.0f} events/s")
+        print(f"(e) start-up, spawn to first event processed: {startup:.1f} s")
+
+        # (c) latency at half the measured throughput
+        rate = full / 2
+        lat_topic = "bench.latency"
+        broker.create_topics_sync({**_layout(lat_topic).all_topics(), lat_topic: 4})
+        lat_file = os.path.join(tmp, "latency.json")
+        worker = WorkerProcess(
+            bootstrap,
+            lat_topic,
+            "full",
+            "bench-lat",
+            os.path.join(tmp, "lat"),
+            latency_file=lat_file,
+        )
+        try:
+            ready = worker.wait_ready()
+            print(f"(e) start-up, spawn to /ready: {ready:.1f} s")
+            time.sleep(1.0)
+            seconds = 10.0 if args.quick else 20.0
+            sent = asyncio.run(produce_paced(bootstrap, lat_topic, rate, seconds))
+            worker.wait_events(sent, timeout=60)
+            time.sleep(1.5)
+            lat = json.loads(Path(lat_file).read_text())
+            print(
+                f"(c) latency produce -> detected at {rate:,.0f} events/s ({sent} events): "
+                f"p50 {lat['p50'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms, "
+                f"max {lat['max'] * 1000:.0f} ms"
+            )
+            # (e) restart after kill -9: a new worker of the same group takes over
+            worker.stop(signal.SIGKILL)
+            began = time.perf_counter()
+            again = WorkerProcess(
+                bootstrap,
+                lat_topic,
+                "full",
+                "bench-lat",
+                os.path.join(tmp, "lat"),
+                latency_file=lat_file,
+            )
+            try:
+                again.wait_ready(180)
+                print(
+                    f"(e) restart after kill -9, spawn to /ready (partitions taken over): "
+                    f"{time.perf_counter() - began:.1f} s"
+                )
+            finally:
+                again.stop()
+        finally:
+            worker.stop()
+
+        # (d) memory on a long stationary stream
+        if mem_n > n:
+            took = asyncio.run(produce(bootstrap, topic, mem_n - n, start=n))
+        marks = sorted({min(200_000, mem_n // 5), mem_n // 2, mem_n})
+        _, _, rss = measure_worker(bootstrap, topic, "full", mem_n, tmp, "mem", rss_at=marks)
+        print("(d) worker RSS: " + ", ".join(f"{m:,} events {v:.0f} MiB" for m, v in rss.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,587 @@
+"""Numeric feature state: summary statistics, a KLL sketch and three drift detectors.
+
+Per block of events (a column of floats, nan = missing) a feature updates count, missing
+count, mean and variance (Chan's parallel formula), min, max and a KLL quantile sketch; after
+its warm-up it transforms values to reference ranks (see ``_reference``) and runs
+
+- ``mean``: two CUSUMs (up, down) on the standardised location score;
+- ``scale``: two CUSUMs on the standardised spread score (variance up, down);
+- ``shape``: a chi-square test of the last ``window_blocks`` blocks against the reference in
+  equiprobable bins, checked once per block (catches shape changes with unchanged mean and
+  variance, e.g. unimodal to bimodal).
+
+Everything is vectorised over the block; the only per-event Python work in the whole core is
+extracting the value from the event's dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from datasketches import kll_doubles_sketch
+from scipy.special import ndtr
+
+from ._cusum import cusum_path, cusum_threshold
+from ._homogeneity import chi2_homogeneity, psi
+from ._policy import window_alpha
+from ._reference import NumericReference
+from ._signal import Signal
+from ._window import BlockRing
+from .exceptions import StateError
+
+__all__ = ["KLL_K", "NumericFeature", "update_numeric"]
+
+#: KLL accuracy parameter: about 1.3% rank error, a few KiB per feature.
+KLL_K = 200
+_STATS = ("mean", "mean", "scale", "scale")
+_SIDE = ("up", "down", "up", "down")
+
+
+def _guarded_kll(data: bytes) -> kll_doubles_sketch:
+    try:
+        return kll_doubles_sketch.deserialize(bytes(data))
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # the C++ binding may raise anything on corrupt bytes
+        raise StateError(f"state: corrupt quantile sketch ({exc})") from None
+
+
+class NumericFeature:
+    """State and detectors of one numeric feature of one model stream.
+
+    The detection math runs for all numeric features of a stream at once, in
+    :func:`update_numeric`.
+    """
+
+    kind = "numeric"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.n = 0
+        self.missing = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+        self.sketch = kll_doubles_sketch(KLL_K)
+        self.reference: NumericReference | None = None
+        self._reset_live()
+
+    def _reset_live(self) -> None:
+        self.warm: list[np.ndarray] = []
+        self.warm_n = 0
+        self.warm_span = [math.nan, math.nan]
+        self.cusum = np.zeros(4)
+        # where each CUSUM excursion began (event seq and time): the change-point estimate
+        self.zero_seq = np.zeros(4, dtype=np.int64)
+        self.zero_time = np.zeros(4)
+        self.ring: BlockRing | None = None
+
+    def restart_reference(self) -> None:
+        """Forget the reference; the next ``warmup`` values form a new one."""
+        self.reference = None
+        self._reset_live()
+
+    @property
+    def live(self) -> bool:
+        return self.reference is not None
+
+    # ------------------------------------------------------------------ update
+    def absorb(
+        self,
+        row: np.ndarray,
+        fin: np.ndarray,
+        nf: int,
+        block_stats: tuple,
+        times: np.ndarray,
+        seq0: int,
+        settings: Any,
+    ) -> bool:
+        """Update summaries (and the warm-up) with one block; return True if it is live.
+
+        ``block_stats`` is (mean, sum of squared deviations, min, max) of the block's finite
+        values, computed for all features at once by :func:`update_numeric`.
+        """
+        B = len(row)
+        self.missing += B - nf
+        if nf:
+            bm, bm2, bmin, bmax = block_stats
+            n = self.n + nf
+            d = bm - self.mean
+            self.mean += d * nf / n
+            self.m2 += bm2 + d * d * self.n * nf / n
+            self.n = n
+            if bmin < self.min:
+                self.min = bmin
+            if bmax > self.max:
+                self.max = bmax
+            xv = row if nf == B else row[fin]
+            self.sketch.update(xv)
+        if self.reference is not None:
+            return True
+        if nf:
+            self.warm.append(xv.copy())
+            self.warm_n += nf
+            ft = times if nf == B else times[fin]
+            if math.isnan(self.warm_span[0]):
+                self.warm_span[0] = float(ft[0])
+            self.warm_span[1] = float(ft[-1])
+        if self.warm_n >= settings.warmup:
+            self.reference = NumericReference.build(
+                np.concatenate(self.warm),
+                self.warm_span[0],
+                self.warm_span[1],
+                k=settings.cusum_k,
+                nbins=settings.bins,
+            )
+            self.warm = []
+            self.ring = BlockRing(settings.window_blocks, settings.bins, 4)
+            self.zero_seq[:] = seq0 + B
+            self.zero_time[:] = times[-1]
+        return False
+
+    # ------------------------------------------------------------------ evidence
+    def _window(self, start: float, end: float, count: int) -> dict:
+        from ._timefmt import rfc3339
+
+        ref = self.reference
+        return {
+            "reference": {"start": rfc3339(ref.start), "end": rfc3339(ref.end), "count": ref.n},
+            "current": {"start": rfc3339(start), "end": rfc3339(end), "count": int(count)},
+        }
+
+    def _cusum_signal(self, c, t, path, prefix, times, seq0, h, settings) -> Signal:
+        """Evidence of CUSUM ``c`` crossing at block index ``t``.
+
+        ``path`` (4, B) is the feature's CUSUM path in this block and ``prefix`` (4, B) the
+        running count, sum, sum of squares and location-score sum of its values. When the
+        excursion began in an earlier block, the data since then are described by the whole
+        blocks kept in the window ring (so "after" may include up to ``block - 1`` values just
+        before the change point; the CUSUM score and change point themselves are exact).
+
+        A location shift also moves the spread score (values pile up at one end of the
+        reference), so when the spread CUSUM crosses first but the data after the change point
+        show a significant location shift (rank test), the alert is attributed to ``mean``.
+        """
+        ref = self.reference
+        B = path.shape[1]
+        in_block = path[c, :t] <= 0.0
+        if in_block.any():  # the excursion began in this block
+            j = int(t - 1 - in_block[::-1].argmax())
+            cnt, s1, s2, zs = prefix[:, t] - prefix[:, j]
+            start_time = float(times[min(j + 1, t)])
+            change_seq = seq0 + j + 1
+            n_after = max(int(cnt), 1)
+        else:
+            change_seq = int(self.zero_seq[c])
+            start_time = float(self.zero_time[c])
+            back = -(-(seq0 - change_seq) // B)  # whole earlier blocks touched
+            earlier, _ = self.ring.recent(back)
+            cnt, s1, s2, zs = earlier + prefix[:, t]
+            # values since the change point (earlier blocks' missing values not subtracted)
+            n_after = max(seq0 - change_seq + int(prefix[0, t]), 1)
+        cnt = max(int(cnt), 1)
+        after = s1 / cnt
+        after_sd = math.sqrt(max(s2 / cnt - after * after, 0.0))
+        score = float(path[c, t])
+        # confirmation: reference vs data after the change point, two-sample test on the
+        # standardised score (the reference's own sampling error enters the variance)
+        k = settings.cusum_k
+        shift = (score + k * n_after) / n_after  # mean score since the change point
+        se = math.sqrt(1.0 / n_after + 1.0 / ref.n)
+        p = float(ndtr(-shift / se))
+        detector = _STATS[c]
+        side = _SIDE[c]
+        crossed = f"CUSUM {score:.1f} crossed its threshold {h[c]:.1f}"
+        if detector == "scale":
+            z_loc = (zs / cnt) / math.sqrt(1.0 / cnt + 1.0 / ref.n)
+            if float(ndtr(-abs(z_loc))) * 2 < settings.confirm_alpha:
+                detector, side = "mean", ("up" if z_loc > 0 else "down")
+                crossed = f"spread CUSUM {score:.1f} crossed its threshold {h[c]:.1f}"
+        ref_sd = ref.sd if ref.sd > 0 else math.nan
+        if detector == "mean":
+            effect = (after - ref.mean) / ref_sd if ref.sd > 0 else math.copysign(math.inf, 1)
+            critical = not abs(effect) < 1.0
+            msg = (
+                f"Mean of '{self.name}' moved {side} from {ref.mean:.4g} to {after:.4g} "
+                f"({effect:+.2f} reference standard deviations) over the last {cnt} values; "
+                f"{crossed}."
+            )
+            before_v, after_v = ref.mean, after
+        else:
+            effect = after_sd / ref.sd if ref.sd > 0 else math.inf
+            critical = not 0.5 < effect < 2.0
+            word = "increased" if side == "up" else "decreased"
+            msg = (
+                f"Spread of '{self.name}' {word}: standard deviation {ref.sd:.4g} -> "
+                f"{after_sd:.4g} (ratio {effect:.2f}) over the last {cnt} values; "
+                f"{crossed}."
+            )
+            before_v, after_v = ref.sd, after_sd
+        stats = {
+            "statistic": f"cusum_{_STATS[c]}_{_SIDE[c]}",
+            "before": before_v,
+            "after": after_v,
+            "score": score,
+            "threshold": float(h[c]),
+            "p_value": p,
+            "effect": effect,
+            "change_seq": int(change_seq),
+            "values_since_change": n_after,
+            "reference_mean": ref.mean,
+            "reference_sd": ref.sd,
+            "current_mean": after,
+            "current_sd": after_sd,
+        }
+        return Signal(
+            detector=detector,
+            index=t,
+            severity="critical" if critical else "warning",
+            statistics=stats,
+            window=self._window(start_time, float(times[t]), cnt),
+            message=msg,
+        )
+
+    def _shape_signal(self, stat, p, alpha, times, B) -> Signal:
+        ref = self.reference
+        cur = self.ring.counts()
+        n, s1, s2 = self.ring.aggregates()[:3]
+        n = max(n, 1.0)
+        after = s1 / n
+        after_sd = math.sqrt(max(s2 / n - after * after, 0.0))
+        index = float(psi(ref.bins, cur))
+        msg = (
+            f"Distribution of '{self.name}' differs from its reference "
+            f"(chi-square p={p:.2g}, PSI {index:.2f}): mean {ref.mean:.4g} -> {after:.4g}, "
+            f"standard deviation {ref.sd:.4g} -> {after_sd:.4g} over the last {int(n)} values."
+        )
+        stats = {
+            "statistic": "chi2_bins",
+            "before": ref.bins.tolist(),
+            "after": cur.tolist(),
+            "score": stat,
+            "threshold_p": alpha,
+            "p_value": p,
+            "effect": index,
+            "psi": index,
+            "reference_mean": ref.mean,
+            "reference_sd": ref.sd,
+            "current_mean": after,
+            "current_sd": after_sd,
+        }
+        return Signal(
+            detector="shape",
+            index=B - 1,
+            severity="critical" if index >= 0.25 else "warning",
+            statistics=stats,
+            window=self._window(self.ring.start(), float(times[-1]), int(n)),
+            message=msg,
+        )
+
+    def merge_summary(self, other: NumericFeature) -> None:
+        """Fold another shard's summaries of the same feature into this one.
+
+        Count, missing count, mean and variance (Chan et al.), min, max and the KLL sketch are
+        mergeable; detector state is not (it is sequential by nature) and is left alone.
+        """
+        if other.n:
+            n = self.n + other.n
+            d = other.mean - self.mean
+            self.mean += d * other.n / n
+            self.m2 += other.m2 + d * d * self.n * other.n / n
+            self.n = n
+            self.min = min(self.min, other.min)
+            self.max = max(self.max, other.max)
+            self.sketch.merge(other.sketch)
+        self.missing += other.missing
+
+    def reference_span(self) -> tuple[float, float, int] | None:
+        """Event-time start, end and size of the reference (None during a warm-up)."""
+        r = self.reference
+        return None if r is None else (r.start, r.end, r.n)
+
+    def window_pvalues(self) -> tuple[float, float] | None:
+        """P-values (shape, location) of the full current window against the reference."""
+        if self.reference is None or self.ring is None or not self.ring.full:
+            return None
+        ref = self.reference
+        _, p_shape = chi2_homogeneity(ref.bins, self.ring.counts())
+        n, _, _, zsum = self.ring.aggregates()
+        if n <= 0:
+            return None
+        p_loc = float(2.0 * ndtr(-abs(zsum / n) / math.sqrt(1.0 / n + 1.0 / ref.n)))
+        return float(p_shape), p_loc
+
+    # ------------------------------------------------------------------ summaries
+    def summary(self) -> dict:
+        """JSON-able description for status views."""
+        sd = math.sqrt(self.m2 / self.n) if self.n else None
+        out: dict[str, Any] = {
+            "kind": "numeric",
+            "count": self.n,
+            "missing": self.missing,
+            "mean": self.mean if self.n else None,
+            "sd": sd,
+            "min": self.min if self.n else None,
+            "max": self.max if self.n else None,
+            "quantiles": None,
+            "reference": None,
+        }
+        if self.n:
+            qs = self.sketch.get_quantiles([0.01, 0.25, 0.5, 0.75, 0.99])
+            out["quantiles"] = dict(zip(("p01", "p25", "p50", "p75", "p99"), qs, strict=True))
+        if self.reference is not None:
+            r = self.reference
+            out["reference"] = {"count": r.n, "mean": r.mean, "sd": r.sd}
+        else:
+            out["warmup_values"] = self.warm_n
+        return out
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict:
+        return {
+            "kind": "numeric",
+            "name": self.name,
+            "scalars": np.array([self.mean, self.m2, self.min, self.max]),
+            "counts": np.array([self.n, self.missing, self.warm_n], dtype=np.int64),
+            "sketch": self.sketch.serialize(),
+            "reference": None if self.reference is None else self.reference.to_state(),
+            "warm": np.concatenate(self.warm) if self.warm else np.zeros(0),
+            "warm_span": np.array(self.warm_span),
+            "cusum": self.cusum,
+            "zero_seq": self.zero_seq,
+            "zero_time": self.zero_time,
+            "ring": None if self.ring is None else self.ring.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, s: dict) -> NumericFeature:
+        f = cls.__new__(cls)
+        f.name = s["name"]
+        f.mean, f.m2, f.min, f.max = (float(v) for v in s["scalars"])
+        f.n, f.missing, f.warm_n = (int(v) for v in s["counts"])
+        f.sketch = _guarded_kll(s["sketch"])
+        f.reference = (
+            None if s["reference"] is None else NumericReference.from_state(s["reference"])
+        )
+        f.warm = [s["warm"]] if len(s["warm"]) else []
+        f.warm_span = [float(v) for v in s["warm_span"]]
+        f.cusum = s["cusum"]
+        f.zero_seq = s["zero_seq"]
+        f.zero_time = s["zero_time"]
+        f.ring = None if s["ring"] is None else BlockRing.from_state(s["ring"])
+        return f
+
+
+#: Events per chunk of the CUSUM crossing bound (see ``_path_bound``).
+_CHUNK = 16
+
+
+def _path_bound(C: np.ndarray) -> np.ndarray:
+    """Upper bound on ``max_t S_t`` over a block, without a running minimum per event.
+
+    With ``S_t = C_t - min(0, min_{j<=t} C_j)``: inside chunk ``q`` of the block, ``C_t`` is at
+    most the chunk's maximum and the running minimum is at least the minimum over chunks
+    ``<= q``. The bound exceeds the true maximum by at most one chunk's range, so the exact
+    path (a running minimum per event) is computed only for the few statistics near their
+    threshold.
+    """
+    L, S, B = C.shape
+    if B % _CHUNK:
+        return C.max(axis=2) - np.minimum(C.min(axis=2), 0.0)
+    chunks = C.reshape(L, S, B // _CHUNK, _CHUNK)
+    run_min = np.minimum.accumulate(chunks.min(axis=3), axis=2)
+    np.minimum(run_min, 0.0, out=run_min)
+    return (chunks.max(axis=3) - run_min).max(axis=2)
+
+
+def update_numeric(
+    features: list[NumericFeature],
+    X: np.ndarray,
+    times: np.ndarray,
+    seq0: int,
+    settings: Any,
+    rate: float,
+    masks: list[tuple[str, ...]],
+) -> list[list[Signal]]:
+    """Consume one block for all numeric features of a stream at once.
+
+    Parameters
+    ----------
+    features : list of NumericFeature
+        The stream's numeric features, in a fixed (sorted) order.
+    X : ndarray of float64, shape (F, B)
+        Their values in the block; nan where missing.
+    times : ndarray, shape (B,)
+        Event times.
+    seq0 : int
+        Stream sequence number of the block's first event.
+    settings : StreamSettings
+    rate : float
+        False-alarm rate per event allotted to each detector of each feature.
+    masks : list of tuple of str
+        Enabled detectors per feature.
+
+    Returns
+    -------
+    list of list of Signal
+        The alarms per feature (most blocks: all empty).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from driftline.detectors._config import DetectionConfig
+    >>> s = DetectionConfig(warmup=1000, block=500).for_model("m")
+    >>> f = NumericFeature("x")
+    >>> rng = np.random.default_rng(1)
+    >>> t = np.arange(500.0)
+    >>> on = [("mean", "scale", "shape")]
+    >>> sigs = [update_numeric([f], rng.normal(size=(1, 500)), t, 500 * i, s, 1e-8, on)
+    ...         for i in range(4)]
+    >>> f.reference.n, sum(len(x[0]) for x in sigs)
+    (1000, 0)
+    >>> shifted = rng.normal(loc=1.0, size=(1, 500))
+    >>> [sig.detector for sig in update_numeric([f], shifted, t, 2000, s, 1e-8, on)[0]]
+    ['mean']
+
+    Notes
+    -----
+    Per feature only the rank transform (``np.interp`` on its own reference grid) and the
+    sketch update are separate calls; statistics, CUSUMs, change-point bookkeeping, binning
+    and the windowed tests run on (features x events) matrices.
+    """
+    F, B = X.shape
+    out: list[list[Signal]] = [[] for _ in range(F)]
+    if F == 0:
+        return out
+    fin = np.isfinite(X)
+    nf = fin.sum(axis=1)
+    all_fin = bool(nf.min() == B)
+    Xz = X if all_fin else np.where(fin, X, 0.0)
+    bmean = Xz.sum(axis=1) / np.maximum(nf, 1)
+    dev = Xz - bmean[:, None]
+    if not all_fin:
+        dev[~fin] = 0.0
+    bm2 = np.einsum("ij,ij->i", dev, dev)
+    if all_fin:
+        bmin, bmax = X.min(axis=1), X.max(axis=1)
+    else:
+        bmin = np.where(fin, X, np.inf).min(axis=1)
+        bmax = np.where(fin, X, -np.inf).max(axis=1)
+    stats = np.stack([bmean, bm2, bmin, bmax], axis=1).tolist()
+    nfl = nf.tolist()
+    live = []
+    for i, f in enumerate(features):
+        if f.absorb(X[i], fin[i], nfl[i], stats[i], times, seq0, settings):
+            live.append(i)
+    if not live:
+        return out
+    L = len(live)
+    sub = features if L == F else [features[i] for i in live]
+    Xl = X if L == F else X[live]
+    finl = fin if L == F else fin[live]
+    U = np.empty((L, B))
+    for j, f in enumerate(sub):
+        U[j] = f.reference.transform(Xl[j])
+    refs = [f.reference for f in sub]
+    centre = np.array([r.centre for r in refs])[:, :, None]
+    spread = np.array([r.spread for r in refs])[:, :, None]
+    d = U - 0.5
+    z = np.stack([d, d * d], axis=1)
+    z -= centre
+    z /= spread  # (L, 2, B): standardised location and spread scores
+    if not all_fin:
+        z[np.broadcast_to(~finl[:, None, :], z.shape)] = 0.0  # a missing value is no step
+    k = settings.cusum_k
+    # CUSUM of s - k (up) and -s - k (down) for both scores, from two cumulative sums: with
+    # C = S0 + cumsum(step), S_t = C_t - min(0, min_{j<=t} C_j). The final value, the last
+    # zero (last position of the block minimum, if <= 0) and an upper bound on the block
+    # maximum need no running minimum; the exact path is computed only where the bound
+    # reaches the threshold (rare).
+    cz = np.cumsum(z, axis=2)
+    if all_fin:
+        kn = k * np.arange(1, B + 1, dtype=np.float64)
+    else:
+        kn = k * np.cumsum(finl, axis=1, dtype=np.float64)[:, None, :]
+    C = np.empty((L, 4, B))
+    C[:, 0::2, :] = cz
+    np.negative(cz, out=C[:, 1::2, :])
+    C -= kn
+    start = np.array([f.cusum for f in sub])
+    C += start[:, :, None]
+    cmin = C.min(axis=2)
+    low = np.minimum(cmin, 0.0)  # (L, 4)
+    bound = _path_bound(C)
+    theta = np.array([r.theta for r in refs])
+    h = cusum_threshold(theta, rate / 2.0)  # (L, 4); the two sides share the rate
+    enabled = np.array(
+        [[("mean" in masks[i])] * 2 + [("scale" in masks[i])] * 2 for i in live], dtype=bool
+    )
+    maybe = np.flatnonzero(((bound >= h) & enabled).any(axis=1))
+    fired = np.zeros((L, 4), dtype=bool)
+    for j in maybe.tolist():
+        steps = np.empty((4, B))
+        steps[0::2] = z[j]
+        steps[1::2] = -z[j]
+        steps -= k
+        if not all_fin:
+            steps *= finl[j]
+        path = cusum_path(start[j], steps)
+        hits = (path.max(axis=1) >= h[j]) & enabled[j]
+        if not hits.any():
+            continue
+        cols = np.flatnonzero(hits)
+        first = (path[cols] >= h[j, cols, None]).argmax(axis=1)
+        m = int(first.argmin())
+        row_x = Xz[live[j]]
+        prefix = np.cumsum(
+            np.stack([finl[j].astype(np.float64), row_x, row_x * row_x, z[j, 0]]), axis=1
+        )
+        out[live[j]].append(
+            sub[j]._cusum_signal(
+                int(cols[m]), int(first[m]), path, prefix, times, seq0, h[j], settings
+            )
+        )
+        fired[j, cols] = True
+    # where the current excursions began: the last zero of each CUSUM in this block
+    has = cmin <= 0.0
+    last = B - 1 - C[:, :, ::-1].argmin(axis=2)  # (L, 4)
+    next_time = times[np.minimum(last + 1, B - 1)]
+    zero_seq = np.array([f.zero_seq for f in sub])
+    zero_time = np.array([f.zero_time for f in sub])
+    zero_seq = np.where(has, seq0 + last + 1, zero_seq)
+    zero_time = np.where(has, next_time, zero_time)
+    cus = C[:, :, -1] - low
+    if fired.any():  # restart the CUSUMs that fired
+        cus[fired] = 0.0
+        zero_seq[fired] = seq0 + B
+        zero_time[fired] = times[-1]
+    # windowed shape test on equiprobable reference bins
+    nbins = settings.bins
+    Uf = U if all_fin else np.where(finl, U, 0.0)
+    bins = np.minimum((Uf * nbins).astype(np.int64), nbins - 1)
+    bins += (np.arange(L) * nbins)[:, None]
+    counts = np.bincount(bins[finl], minlength=L * nbins).reshape(L, nbins)
+    fl = finl.sum(axis=1).astype(np.float64)
+    xzl = Xz if L == F else Xz[live]
+    agg = np.stack([fl, xzl.sum(axis=1), np.einsum("ij,ij->i", xzl, xzl), cz[:, 0, -1]], axis=1)
+    t0, t1 = float(times[0]), float(times[-1])
+    check = []
+    for j, f in enumerate(sub):
+        f.cusum = cus[j]
+        f.zero_seq = zero_seq[j]
+        f.zero_time = zero_time[j]
+        f.ring.push(counts[j], agg[j], t0, t1)
+        if f.ring.full and "shape" in masks[live[j]]:
+            check.append(j)
+    if check:
+        ref_bins = np.array([sub[j].reference.bins for j in check])
+        cur_bins = np.array([sub[j].ring.counts() for j in check])
+        stat, p = chi2_homogeneity(ref_bins, cur_bins)
+        alpha = window_alpha(rate, B)
+        for m in np.flatnonzero(p < alpha).tolist():
+            j = check[m]
+            out[live[j]].append(sub[j]._shape_signal(float(stat[m]), float(p[m]), alpha, times, B))
+    return out

@@ -1,0 +1,289 @@
+"""The alert policy: budget, confirmation, deduplication, cooldown, resolution, alert ids.
+
+Budget
+    ``false_alarms_per_million`` is the expected number of false alerts per million events of
+    one model stream (model and version) over all its features. It is split evenly over the
+    stream's detector units (numeric feature: ``mean``, ``scale``, ``shape``; categorical:
+    ``frequency``), a Bonferroni split: ``rate = budget / 1e6 / units`` per event and unit.
+    A CUSUM pair (up, down) gets ``rate / 2`` per side and threshold
+    ``h = log(2 / rate) / theta*`` (``_cusum``); a windowed test checked once per block of
+    ``B`` events gets a per-check significance ``alpha = rate * B / 2``: every check counts
+    against the budget (overlapping windows make this conservative), and the extra half is a
+    margin for the chi-square approximation far in its tail (alpha is about 1e-5 by default),
+    where it is least accurate.
+Confirmation
+    A CUSUM alarm fires only if a two-sample test of the reference against the data after the
+    CUSUM's change point (the start of its excursion) rejects at ``confirm_alpha``. The test's
+    variance includes the reference's own sampling error, so alarms produced by an unlucky
+    (short) reference rather than by the stream are dropped.
+Deduplication and resolution
+    One incident per feature: while an alert is firing, further alarms of the feature are
+    counted, not emitted. The incident resolves when a full window after it matches the
+    reference again (shape and location p-values both at least ``resolve_alpha``; a
+    ``cooldown`` then keeps the feature quiet) or when the drift has lasted ``readapt_after``
+    events and the new distribution has been adopted as the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ._signal import Signal
+from ._timefmt import rfc3339
+
+__all__ = ["FeaturePolicy", "alert_id", "make_alert", "window_alpha"]
+
+_CUSUM_DETECTORS = frozenset({"mean", "scale"})
+_ORDER = {"mean": 0, "scale": 1, "shape": 2, "frequency": 3}
+KIND = "data_drift"
+
+
+def alert_id(
+    model: str,
+    version: str | None,
+    segment: dict | None,
+    feature: str | None,
+    kind: str,
+    detector: str,
+    status: str,
+    event_time: str,
+    seq: int,
+) -> str:
+    """Stable id: the same input and configuration give the same id after a redelivery.
+
+    Examples
+    --------
+    >>> args = ("m", None, None, "x", "data_drift", "mean", "firing", "2024-01-01T00:00:00Z")
+    >>> a = alert_id(*args, 7)
+    >>> a == alert_id(*args, 7), a == alert_id(*args, 8), len(a)
+    (True, False, 32)
+    """
+    key = orjson.dumps(
+        [model, version, segment, feature, kind, detector, status, event_time, seq],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
+def window_alpha(rate: float, block: int) -> float:
+    """Per-check significance of a windowed test run once per block (see module notes).
+
+    Examples
+    --------
+    >>> window_alpha(1e-7, 512)
+    2.56e-05
+    """
+    return min(rate * block / 2.0, 0.5)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-able Python values (numpy scalars and arrays converted)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def make_alert(
+    *,
+    model: str,
+    version: str | None,
+    feature: str | None,
+    detector: str,
+    status: str,
+    severity: str,
+    event_time: float,
+    seq: int,
+    window: dict,
+    statistics: dict,
+    message: str,
+    kind: str = KIND,
+    segment: dict | None = None,
+):
+    """Build a contract :class:`~driftline.schemas.Alert` with its stable id."""
+    from driftline.schemas import Alert
+
+    when = rfc3339(event_time)
+    return Alert(
+        alert_id=alert_id(model, version, segment, feature, kind, detector, status, when, seq),
+        status=status,
+        kind=kind,
+        severity=severity,
+        model=model,
+        model_version=version,
+        segment=segment,
+        feature=feature,
+        detector=detector,
+        event_time=when,
+        window=_plain(window),
+        statistics=_plain(statistics),
+        message=message,
+    )
+
+
+class FeaturePolicy:
+    """Incident state of one feature: which alert is firing, cooldown, re-adoption.
+
+    All fields are plain numbers and strings (serialized as a dict).
+    """
+
+    __slots__ = (
+        "active",
+        "adopting",
+        "cooldown_until",
+        "detector",
+        "fired_block",
+        "fired_seq",
+        "severity",
+    )
+
+    def __init__(self) -> None:
+        self.active: str | None = None  # alert id of the firing alert
+        self.detector = ""
+        self.severity = ""
+        self.fired_seq = 0
+        self.fired_block = 0
+        self.adopting = False
+        self.cooldown_until = 0
+
+    def to_state(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_state(cls, s: dict) -> FeaturePolicy:
+        p = cls()
+        for name in cls.__slots__:
+            setattr(p, name, s[name])
+        return p
+
+    def step(
+        self,
+        feature: Any,
+        signals: list[Signal],
+        *,
+        ctx: dict[str, Any],
+        counters: dict[str, int],
+    ) -> list[tuple[int, Any]]:
+        """Apply the policy to one feature after one block; return ``(seq, alert)`` pairs.
+
+        ``ctx`` holds ``model``, ``version``, ``settings``, ``seq0``, ``block`` (index),
+        ``times`` (the block's event times).
+        """
+        settings = ctx["settings"]
+        seq0, times = ctx["seq0"], ctx["times"]
+        end_seq = seq0 + len(times)
+        out: list[tuple[int, Any]] = []
+        confirmed = []
+        for s in signals:
+            if (
+                s.detector in _CUSUM_DETECTORS
+                and not s.statistics["p_value"] < settings.confirm_alpha
+            ):
+                counters["unconfirmed"] += 1
+            else:
+                confirmed.append(s)
+        if self.active is None:
+            eligible = [s for s in confirmed if seq0 + s.index >= self.cooldown_until]
+            counters["suppressed"] += len(confirmed) - len(eligible)
+            if eligible:
+                sig = min(eligible, key=lambda s: (s.index, _ORDER.get(s.detector, 9)))
+                counters["suppressed"] += len(eligible) - 1
+                seq = seq0 + sig.index
+                alert = make_alert(
+                    model=ctx["model"],
+                    version=ctx["version"],
+                    feature=feature.name,
+                    detector=sig.detector,
+                    status="firing",
+                    severity=sig.severity,
+                    event_time=float(times[sig.index]),
+                    seq=seq,
+                    window=sig.window,
+                    statistics=sig.statistics,
+                    message=sig.message,
+                )
+                out.append((seq, alert))
+                self.active = alert.alert_id
+                self.detector = sig.detector
+                self.severity = sig.severity
+                self.fired_seq = seq
+                self.fired_block = ctx["block"]
+                if settings.readapt_after == 0:
+                    feature.restart_reference()
+                    self.adopting = True
+            return out
+        counters["suppressed"] += len(confirmed)
+        if self.adopting:
+            if feature.live:
+                out.append(self._resolve(feature, ctx, end_seq, "new_reference", None))
+            return out
+        if end_seq - self.fired_seq >= settings.readapt_after:
+            feature.restart_reference()
+            self.adopting = True
+            return out
+        if ctx["block"] - self.fired_block >= settings.window_blocks:
+            pv = feature.window_pvalues()
+            if pv is not None and min(pv) >= settings.resolve_alpha:
+                out.append(self._resolve(feature, ctx, end_seq, "returned_to_reference", pv))
+                self.cooldown_until = end_seq + settings.cooldown
+        return out
+
+    def _resolve(self, feature, ctx, end_seq, reason, pv) -> tuple[int, Any]:
+        times = ctx["times"]
+        if reason == "new_reference":
+            msg = (
+                f"Drift alert on '{feature.name}' resolved: the new distribution, which lasted "
+                f"{end_seq - self.fired_seq} events, was adopted as the reference."
+            )
+        else:
+            msg = (
+                f"Drift alert on '{feature.name}' resolved: the last values match the "
+                f"reference again (p={min(pv):.2g})."
+            )
+        stats = {
+            "reason": reason,
+            "fired_alert_id": self.active,
+            "events_active": end_seq - self.fired_seq,
+            "p_value": None if pv is None else min(pv),
+            "threshold_p": ctx["settings"].resolve_alpha if pv is not None else None,
+        }
+        span = feature.reference_span()
+        reference = (
+            {"count": 0}
+            if span is None
+            else {"start": rfc3339(span[0]), "end": rfc3339(span[1]), "count": span[2]}
+        )
+        window = {
+            "reference": reference,
+            "current": {
+                "start": rfc3339(float(times[0])),
+                "end": rfc3339(float(times[-1])),
+                "count": len(times),
+            },
+        }
+        seq = end_seq - 1
+        alert = make_alert(
+            model=ctx["model"],
+            version=ctx["version"],
+            feature=feature.name,
+            detector=self.detector,
+            status="resolved",
+            severity=self.severity,
+            event_time=float(times[-1]),
+            seq=seq,
+            window=window,
+            statistics=stats,
+            message=msg,
+        )
+        self.active = None
+        self.adopting = False
+        return seq, alert

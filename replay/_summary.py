@@ -1,0 +1,129 @@
+"""What a replay or a publish run did, as data and as the text printed at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from driftline.replay._badlines import BadLine
+
+__all__ = ["PublishSummary", "ReplaySummary"]
+
+
+def _counts(items: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(items.items())) or "none"
+
+
+def _invalid_lines(count: int, by_reason: dict[str, int]) -> str:
+    if not count:
+        return "invalid lines: 0"
+    return f"invalid lines: {count:,} ({_counts(by_reason)})"
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """Counts and timing of one replay.
+
+    The counts are deterministic; ``elapsed_seconds`` is the only wall-clock figure and is
+    kept here (and printed on stderr) precisely so it never reaches the alerts output.
+
+    Attributes
+    ----------
+    inputs : tuple of str
+        Display names of the inputs, in order.
+    events_by_kind : dict
+        Valid events per kind (``prediction``, ``feature``, ``label``).
+    invalid_lines : int
+        Lines skipped as bad (blank lines are not counted).
+    invalid_by_reason : dict
+        Bad lines per reason class.
+    first_invalid : tuple of BadLine
+        The first bad lines, as reported.
+    alerts_by_kind : dict
+        Alerts written, per alert kind.
+    alerts_by_feature : dict
+        Alerts written per ``(kind, feature)``; feature ``-`` for model-level alerts.
+    elapsed_seconds : float
+        Wall time from the first read to the last write.
+    """
+
+    inputs: tuple[str, ...]
+    events_by_kind: dict[str, int]
+    invalid_lines: int
+    invalid_by_reason: dict[str, int]
+    first_invalid: tuple[BadLine, ...]
+    alerts_by_kind: dict[str, int]
+    alerts_by_feature: dict[tuple[str, str], int] = field(default_factory=dict)
+    elapsed_seconds: float = 0.0
+
+    @property
+    def events(self) -> int:
+        """Valid events replayed."""
+        return sum(self.events_by_kind.values())
+
+    @property
+    def alerts(self) -> int:
+        """Alerts written."""
+        return sum(self.alerts_by_kind.values())
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    def format(self) -> str:
+        """The human summary printed on stderr at the end of ``driftline replay``."""
+        lines = [
+            f"replayed {self.events:,} events from {len(self.inputs)} input(s) in "
+            f"{self.elapsed_seconds:.2f} s ({self.events_per_second:,.0f} events/s)",
+            f"  events: {_counts(self.events_by_kind)}",
+            f"  {_invalid_lines(self.invalid_lines, self.invalid_by_reason)}",
+            f"  alerts: {self.alerts:,}",
+        ]
+        if self.alerts:
+            lines[-1] += f" ({_counts(self.alerts_by_kind)})"
+        width = max((len(k) for k, _ in self.alerts_by_feature), default=0)
+        for (kind, feature), n in sorted(self.alerts_by_feature.items()):
+            lines.append(f"    {kind:<{width}}  {feature}: {n:,}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    """Counts and timing of one publish run.
+
+    Attributes
+    ----------
+    inputs : tuple of str
+        Display names of the inputs.
+    messages_by_topic : dict
+        Messages delivered per topic.
+    invalid_lines, invalid_by_reason, first_invalid
+        As in :class:`ReplaySummary`: bad lines are never published.
+    elapsed_seconds : float
+        Wall time of the run (including the pacing sleeps of ``--speed X``).
+    """
+
+    inputs: tuple[str, ...]
+    messages_by_topic: dict[str, int]
+    invalid_lines: int
+    invalid_by_reason: dict[str, int]
+    first_invalid: tuple[BadLine, ...]
+    elapsed_seconds: float = 0.0
+
+    @property
+    def messages(self) -> int:
+        return sum(self.messages_by_topic.values())
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.messages / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    def format(self) -> str:
+        """The human summary printed on stderr at the end of ``driftline replay --publish``."""
+        return "\n".join(
+            [
+                f"published {self.messages:,} messages from {len(self.inputs)} input(s) in "
+                f"{self.elapsed_seconds:.2f} s ({self.messages_per_second:,.0f} messages/s)",
+                f"  topics: {_counts(self.messages_by_topic)}",
+                f"  {_invalid_lines(self.invalid_lines, self.invalid_by_reason)}",
+            ]
+        )

@@ -1,0 +1,257 @@
+"""The Faust application of one worker: topics, the shard agent, the state table, timers.
+
+Data flow (see ``_router``, ``_bulk`` and ``_shards`` for each step)::
+
+    predictions / features / labels   (any partition count, any producer key)
+        -> bulk consumer + router: one fetch -> one framed batch per shard
+    <app_id>-shards                   (internal, `partitions` partitions, one per shard)
+        -> shard agent: decode + validate, Monitor.process, alerts, checkpoints
+    alerts (key = alert_id), deadletter (original bytes, error headers)
+    <app_id>-driftline-state-changelog (table: model -> checkpoint)
+
+Everything Faust provides for groups is kept: the consumer group splits source partitions
+and shards among workers, the table is co-partitioned with the shard topic and restored from
+its changelog on start and on rebalance, and offsets are committed by Faust's commit loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from driftline.streams._bulk import BulkTransport
+from driftline.streams._framing import TICK
+from driftline.streams._metrics import WorkerMetrics
+from driftline.streams._router import Router
+from driftline.streams._settings import KafkaSettings, WorkerSettings
+from driftline.streams._shards import ShardProcessor
+
+__all__ = ["DriftlineApp", "Worker", "build_worker"]
+
+log = logging.getLogger(__name__)
+
+_TABLE = "driftline-state"
+
+
+class DriftlineApp(faust.App):
+    """A Faust app whose consumer reads the source topics in bulk (``_bulk.BulkConsumer``)."""
+
+    driftline_router: Router | None = None
+
+    def _new_transport(self) -> Any:
+        return BulkTransport(self.conf.broker_consumer, self)
+
+
+class Worker:
+    """One driftline worker: the Faust app and the objects its agent and views use.
+
+    Build it with :func:`build_worker`; run it with :meth:`run` (blocks until SIGINT or
+    SIGTERM). Attributes are public for tests and for the web views.
+    """
+
+    def __init__(
+        self,
+        app: DriftlineApp,
+        processor: ShardProcessor,
+        metrics: WorkerMetrics,
+        kafka: KafkaSettings,
+        settings: WorkerSettings,
+    ) -> None:
+        self.app = app
+        self.processor = processor
+        self.metrics = metrics
+        self.kafka = kafka
+        self.settings = settings
+
+    @property
+    def shard_topic(self) -> str:
+        """Name of the internal topic whose partitions are the shards."""
+        return shard_topic_name(self.settings.app_id)
+
+    def run(self) -> int:
+        """Run until interrupted; returns the worker's exit code.
+
+        Source and internal topics must exist first (``ensure_topics``): this does not
+        create them, because creating a source topic with the wrong partition count is
+        worse than failing.
+        """
+        worker = faust.Worker(
+            self.app,
+            loglevel=self.settings.loglevel,
+            quiet=True,
+            override_logging=True,
+        )
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+
+def shard_topic_name(app_id: str) -> str:
+    """The internal topic carrying batches to shards: ``<app_id>-shards``."""
+    return f"{app_id}-shards"
+
+
+def changelog_topic_name(app_id: str) -> str:
+    """The changelog of the state table (Faust's naming: ``<app>-<table>-changelog``)."""
+    return f"{app_id}-{_TABLE}-changelog"
+
+
+def build_worker(
+    kafka: KafkaSettings, settings: WorkerSettings, monitor: Any | None = None
+) -> Worker:
+    """Assemble the Faust app, its agent, table, timer and web views.
+
+    Parameters
+    ----------
+    kafka
+        Connection settings.
+    settings
+        Worker settings (topics, checkpointing, store, web).
+    monitor
+        A :class:`driftline.detectors.Monitor`; by default one built from
+        ``settings.config_path`` (or the zero-config defaults). Passing one is for tests and
+        benchmarks that want to look at it.
+    """
+    if monitor is None:
+        from driftline.detectors import DetectionConfig, Monitor, load_config
+
+        config = load_config(settings.config_path) if settings.config_path else DetectionConfig()
+        monitor = Monitor(config)
+    topics = settings.topics
+    shards = topics.partitions
+    web_enabled = settings.web_port > 0
+    app = DriftlineApp(
+        settings.app_id,
+        broker=kafka.url,
+        broker_credentials=kafka.faust_credentials(),
+        broker_client_id=kafka.client_id,
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=settings.data_dir,
+        topic_partitions=shards,
+        topic_replication_factor=topics.replication,
+        topic_allow_declare=True,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_commit_interval=settings.commit_interval,
+        broker_max_poll_records=settings.max_poll_records,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        producer_max_request_size=settings.max_batch_bytes + settings.max_event_bytes + 65536,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,  # held messages wait for a checkpoint, never for a rebalance
+        table_standby_replicas=0,
+        web_enabled=web_enabled,
+        web_port=settings.web_port if web_enabled else 6066,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_in_thread=False,
+    )
+    metrics = WorkerMetrics()
+    shard_topic = app.topic(
+        shard_topic_name(settings.app_id),
+        partitions=shards,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=True,
+    )
+    table = app.Table(
+        _TABLE,
+        default=None,
+        partitions=shards,
+        key_type=bytes,  # bytes in, bytes out: Faust picks the raw codec
+        value_type=bytes,
+    )
+    sources = topics.sources
+    processor = ShardProcessor(
+        monitor,
+        table,
+        app.producer,
+        shards=shards,
+        sources={kind: topic for topic, kind in sources.items()},
+        alerts_topic=topics.alerts,
+        deadletter_topic=topics.deadletter,
+        checkpoint_events=settings.checkpoint_events,
+        checkpoint_seconds=settings.checkpoint_seconds,
+        metrics=metrics,
+    )
+    router = Router(
+        app.producer,
+        sources,
+        shard_topic.get_topic_name(),
+        shards,
+        topics.deadletter,
+        settings.max_batch_bytes,
+        settings.max_event_bytes,
+        metrics,
+    )
+    app.driftline_router = router
+    # Subscribe the consumer to the source topics; records never reach a channel (the bulk
+    # consumer diverts them to the router), so the channel's value type does not matter.
+    app.topics.add(app.topic(*sources, key_serializer="raw", value_serializer="raw"))
+
+    @app.agent(shard_topic, concurrency=1, name="driftline-shards")
+    async def shard_agent(stream: Any) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
+            await processor.handle(event, manual.ack)
+
+    shard_name = shard_topic.get_topic_name()
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        processor.on_revoked({tp.partition for tp in revoked if tp.topic == shard_name})
+
+    @app.on_partitions_assigned.connect
+    async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        processor.on_assigned({tp.partition for tp in assigned if tp.topic == shard_name})
+
+    @app.timer(max(0.2, settings.checkpoint_seconds / 2))
+    async def _tick() -> None:
+        for shard in processor.due_ticks():
+            await app.producer.send(shard_name, None, TICK, shard, None, None)
+
+    def consumer_lag() -> list[tuple[str, int, int]]:
+        consumer = app.consumer
+        rows = []
+        try:
+            assignment = consumer.assignment()
+        except Exception:
+            return rows
+        read = consumer._read_offset
+        for tp in sorted(assignment):
+            if tp.topic not in sources and tp.topic != shard_name:
+                continue
+            highwater = consumer.highwater(tp)
+            position = read.get(tp)
+            if highwater is None:
+                continue
+            done = position + 1 if position is not None else 0
+            rows.append((tp.topic, tp.partition, max(0, highwater - done)))
+        return rows
+
+    metrics.bind_gauges(consumer_lag, processor.checkpoint_ages)
+    worker = Worker(app, processor, metrics, kafka, settings)
+    if web_enabled:
+        from driftline.streams._web import add_views
+
+        add_views(worker)
+    return worker
+
+
+def wait_ready(app: faust.App) -> bool:
+    """Whether the worker has an assignment, finished recovery and is not rebalancing."""
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:
+        return False
+    recovery = app.tables.recovery
+    return bool(assignment) and not app.rebalancing and recovery.completed.is_set()
+
+
+def uptime(metrics: WorkerMetrics) -> float:
+    """Seconds since the worker's metrics were created."""
+    return time.time() - metrics.started

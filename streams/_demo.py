@@ -1,0 +1,230 @@
+"""``driftline demo``: the whole service on one machine in about half a minute.
+
+Starts the embedded broker, creates the topics, starts one worker (a subprocess, exactly what
+``driftline worker`` runs), publishes the bundled sample log (two models; from 60% of its
+time range on, ``fraud``'s ``distance_km`` and ``channel`` drift) paced by its event times,
+and prints alerts as they arrive on the alerts topic. It knows which alerts to expect because
+it asks ``driftline.replay`` first, and exits 0 once every expected subject (model, feature,
+kind) has alerted, or 1 with the worker's log tail after the timeout. Everything it started
+is stopped on the way out, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import orjson
+
+__all__ = ["run_demo"]
+
+_APP_ID = "driftline-demo"
+_SPEED = 600.0  # the sample spans ~80 minutes of event time: ~8 s of publishing
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _expected_subjects(sample: str) -> set[tuple[str, str | None, str]]:
+    from driftline.replay import replay_files
+
+    buf = io.BytesIO()
+    replay_files([sample], buf, progress=False)
+    alerts = [orjson.loads(line) for line in buf.getvalue().splitlines()]
+    return {(a["model"], a.get("feature"), a["kind"]) for a in alerts if a["status"] == "firing"}
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
+    """Run the demo; returns the exit status (0 when the expected alerts arrived)."""
+    from driftline.replay import sample_path
+    from driftline.streams._settings import KafkaSettings, WorkerSettings
+    from driftline.streams._tail import format_alert, iter_alerts
+    from driftline.streams._topics import ensure_topics
+    from driftline.streams.broker import EmbeddedBroker
+    from driftline.streams.exceptions import StreamsError
+
+    began = time.monotonic()
+    sample = str(sample_path())
+    expected = _expected_subjects(sample)
+    worker: subprocess.Popen | None = None
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below
+        prefix="driftline-demo-worker-", suffix=".log", delete=False
+    )
+    try:
+        with EmbeddedBroker() as broker:
+            _say(f"broker      embedded Tansu on {broker.bootstrap_servers}")
+            kafka = KafkaSettings(broker.bootstrap_servers, client_id="driftline-demo")
+            settings = WorkerSettings(app_id=_APP_ID, store="memory")
+            asyncio.run(ensure_topics(kafka, settings))
+            port = _free_port()
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "driftline.streams.cli",
+                    "worker",
+                    "--broker",
+                    broker.bootstrap_servers,
+                    "--app-id",
+                    _APP_ID,
+                    "--store",
+                    "memory",
+                    "--web-port",
+                    str(port),
+                    "--no-create-topics",
+                    "--session-timeout",
+                    "6",
+                    "--heartbeat-interval",
+                    "0.5",
+                    "--checkpoint-seconds",
+                    "2",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the demo only; it stops the worker
+            )
+            try:
+                _say(f"worker      pid {worker.pid}, http://127.0.0.1:{port}/status")
+                while not _ready(port):
+                    if worker.poll() is not None:
+                        raise StreamsError("the worker exited during start-up")
+                    if time.monotonic() - began > timeout:
+                        raise TimeoutError("the worker did not become ready")
+                    time.sleep(0.2)
+                _say(f"worker      ready after {time.monotonic() - began:.1f} s")
+                ok = asyncio.run(
+                    _publish_and_watch(
+                        kafka,
+                        settings,
+                        sample,
+                        expected,
+                        began,
+                        timeout,
+                        as_json,
+                        iter_alerts,
+                        format_alert,
+                    )
+                )
+                if not ok:
+                    _say(
+                        f"\nno alert for {sorted(expected)} within {timeout:.0f} s; "
+                        "worker log tail:"
+                    )
+                    _say(_tail(log.name))
+                    return 1
+                _say(
+                    f"\ndone in {time.monotonic() - began:.1f} s: every expected alert arrived "
+                    "(see `driftline replay` for the same alerts from the log)."
+                )
+                return 0
+            finally:
+                _stop(worker)  # before the broker: a worker leaving its group needs it
+    except KeyboardInterrupt:
+        _say("\ninterrupted; stopping the worker and the broker")
+        return 130
+    except (StreamsError, TimeoutError, OSError) as exc:
+        _say(f"driftline demo: {exc}")
+        _say(_tail(log.name))
+        return 1
+    finally:
+        if worker is not None:
+            _stop(worker)
+        log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(log.name)
+
+
+async def _publish_and_watch(
+    kafka, settings, sample, expected, began, timeout, as_json, iter_alerts, format_alert
+) -> bool:
+    from driftline.replay import PublishOptions, publish_files
+
+    seen: set[tuple] = set()
+    subscribed = asyncio.Event()
+
+    async def watch() -> bool:
+        async for alert in iter_alerts(
+            kafka, settings.topics.alerts, from_beginning=True, on_ready=subscribed.set
+        ):
+            if as_json:
+                _say(orjson.dumps(alert, option=orjson.OPT_SORT_KEYS).decode())
+            else:
+                _say("ALERT       " + format_alert(alert))
+            if alert.get("status") == "firing":
+                seen.add((alert["model"], alert.get("feature"), alert["kind"]))
+            if expected <= seen:
+                return True
+        return False
+
+    watcher = asyncio.ensure_future(watch())
+    await asyncio.wait_for(subscribed.wait(), 30)
+    _say(
+        f"publishing  {os.path.basename(sample)} at {_SPEED:.0f}x its event-time pace "
+        "(fraud's distance_km and channel drift from 60% of the log on)"
+    )
+    publisher = asyncio.ensure_future(
+        asyncio.to_thread(
+            publish_files,
+            [sample],
+            kafka,
+            topics=settings.topics,
+            options=PublishOptions(speed=_SPEED),
+            progress=False,
+        )
+    )
+    remaining = max(1.0, timeout - (time.monotonic() - began))
+    try:
+        done, _ = await asyncio.wait({watcher}, timeout=remaining)
+        return bool(done) and watcher.result()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
+            await watcher
+        if not publisher.done():
+            _say("            (stopping the publisher)")
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(publisher, 30)
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    """SIGTERM (Faust commits and leaves the group), SIGKILL if that takes too long."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _tail(path: str, lines: int = 30) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""

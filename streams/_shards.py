@@ -1,0 +1,364 @@
+"""Stage two of the hot path: decode, detect, publish alerts, checkpoint state.
+
+One agent (concurrency 1: upstream issue 606) consumes the internal shard topic. Each message
+is a batch of raw events of the models one shard owns; the agent decodes and validates them
+with :mod:`driftline.schemas`, routes failures to the dead-letter topic with the original
+bytes, runs :class:`driftline.detectors.Monitor` on the valid ones and publishes its alerts.
+
+State and at-least-once
+-----------------------
+Detector state lives in memory (the ``Monitor``) and is written to a changelog-backed table,
+one record per model, when the shard has seen ``checkpoint_events`` events or
+``checkpoint_seconds`` have passed. Messages are acknowledged only *after* the checkpoint
+that includes them (and after the alerts they produced were delivered), so the committed
+offset of a shard never passes its last checkpoint.
+
+Duplicates are expected at two places: the shard topic is re-read from its committed offset
+after a crash or a rebalance, and the router re-forwards source records whose offsets it had
+not committed yet. Both are recognised the same way: each checkpoint stores, per model, the
+highest *source* offset applied from each source partition (a watermark), and an event at or
+below its watermark is skipped. A source partition's events of one model reach the shard in
+offset order (one router per partition at a time, sends to a partition are ordered), so the
+watermark is exact: no event is counted twice in detector state, none is skipped.
+
+Events after the checkpoint are processed again after a crash and may re-emit alerts, with
+the same ``alert_id`` (ids are deterministic): subscribers deduplicate by ``alert_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from driftline.streams._framing import iter_frames
+from driftline.streams._metrics import WorkerMetrics
+from driftline.streams._router import deadletter_headers, shard_of
+
+__all__ = ["ShardProcessor", "pack_checkpoint", "unpack_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"DLC1"
+_LENGTH = struct.Struct(">I")
+
+#: (event kind, source partition) -> highest source offset applied to a model's state.
+Watermarks = dict[tuple[str, int], int]
+
+
+def pack_checkpoint(marks: Watermarks, state: bytes) -> bytes:
+    """Table value: magic, the model's source watermarks (JSON), the model's state bytes."""
+    doc = orjson.dumps([[kind, partition, offset] for (kind, partition), offset in marks.items()])
+    return _MAGIC + _LENGTH.pack(len(doc)) + doc + state
+
+
+def unpack_checkpoint(value: bytes) -> tuple[Watermarks, bytes]:
+    """Inverse of :func:`pack_checkpoint`; ``ValueError`` on anything else."""
+    if not isinstance(value, bytes | bytearray) or value[:4] != _MAGIC or len(value) < 8:
+        raise ValueError("not a driftline checkpoint")
+    (length,) = _LENGTH.unpack_from(value, 4)
+    try:
+        rows = orjson.loads(value[8 : 8 + length])
+        marks = {(str(k), int(p)): int(o) for k, p, o in rows}
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint watermarks unreadable: {exc}") from None
+    return marks, bytes(value[8 + length :])
+
+
+class _Shard:
+    """Book-keeping of one shard (partition of the internal topic) this worker owns."""
+
+    __slots__ = ("dirty", "events_since", "held", "last_checkpoint", "models", "tick_sent")
+
+    def __init__(self) -> None:
+        self.models: set[str] = set()
+        self.dirty: set[str] = set()
+        self.held: list[Any] = []  # Faust events waiting for the next checkpoint to be acked
+        self.events_since = 0
+        self.last_checkpoint = time.monotonic()
+        self.tick_sent = False
+
+
+class ShardProcessor:
+    """Everything the shard agent does with one batch message.
+
+    Parameters
+    ----------
+    monitor
+        The worker's :class:`~driftline.detectors.Monitor` (state of every model it owns).
+    table
+        Faust table ``model (bytes) -> checkpoint (bytes)``, co-partitioned with the shard
+        topic.
+    producer
+        Faust's producer, for alerts and dead letters.
+    sources
+        Event kind -> source topic name (dead-letter headers name the source topic).
+    """
+
+    def __init__(
+        self,
+        monitor: Any,
+        table: Any,
+        producer: Any,
+        *,
+        shards: int,
+        sources: dict[str, str],
+        alerts_topic: str,
+        deadletter_topic: str,
+        checkpoint_events: int,
+        checkpoint_seconds: float,
+        metrics: WorkerMetrics,
+    ) -> None:
+        from driftline.schemas import ContractError, decode_event
+
+        self._decode = decode_event
+        self._contract_error = ContractError
+        self.monitor = monitor
+        self._table = table
+        self._producer = producer
+        self._shards_total = shards
+        self._topic_of_kind = sources
+        self._alerts_topic = alerts_topic
+        self._deadletter = deadletter_topic
+        self._every_events = checkpoint_events
+        self._every_seconds = checkpoint_seconds
+        self._metrics = metrics
+        self._shards: dict[int, _Shard] = {}
+        self._marks: dict[str, Watermarks] = {}
+        self._pending: list[Awaitable] = []
+        self.last_alert: dict[str, dict] = {}
+        self.processed = 0
+
+    # -- rebalance -------------------------------------------------------------------------
+
+    @property
+    def assigned(self) -> list[int]:
+        """Shards this worker currently owns."""
+        return sorted(self._shards)
+
+    def on_assigned(self, shards: set[int]) -> None:
+        """Start book-keeping for newly owned shards; state loads lazily from the table."""
+        for shard in shards:
+            self._shards.setdefault(shard, _Shard())
+
+    def on_revoked(self, shards: set[int]) -> None:
+        """Forget the state of revoked shards: their new owner restores it from the table.
+
+        Held (unacknowledged) messages are dropped without acknowledging them, so the new
+        owner reads them again from the last committed offset, consistent with the
+        checkpoint it restores.
+        """
+        for shard in shards:
+            book = self._shards.pop(shard, None)
+            if book is None:
+                continue
+            for model in book.models:
+                self.monitor.drop_model(model)
+                self._marks.pop(model, None)
+                self.last_alert.pop(model, None)
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    async def handle(self, event: Any, ack: Callable[[Any], Awaitable[Any]]) -> None:
+        """Process one batch message (``event`` is the current Faust event)."""
+        message = event.message
+        shard = message.partition
+        offset = message.offset
+        book = self._shards.get(shard)
+        if book is None:  # a message of a shard revoked meanwhile: its new owner has it
+            return
+        started = time.perf_counter()
+        try:
+            frames = list(iter_frames(event.value))
+        except ValueError as exc:
+            await self._dead(event.value, str(exc), message.topic, shard, offset)
+            frames = []
+        decode = self._decode
+        contract_error = self._contract_error
+        all_marks = self._marks
+        events = []
+        counts: dict[str, int] = {}
+        oldest_ms = None
+        for frame in frames:
+            try:
+                ev = decode(frame.raw, frame.kind)
+            except contract_error as exc:
+                await self._dead(
+                    frame.raw,
+                    str(exc),
+                    self._topic_of_kind[frame.kind],
+                    frame.partition,
+                    frame.offset,
+                    reason=getattr(exc, "field", None) or "contract",
+                )
+                continue
+            model = ev.model
+            if model not in book.models:
+                if shard_of(model, self._shards_total) != shard:
+                    # The router and this shard disagree on ownership: only possible when
+                    # workers run with different shard counts. Never mix states silently.
+                    await self._dead(
+                        frame.raw,
+                        "model: routed to the wrong shard (workers disagree on the count)",
+                        self._topic_of_kind[frame.kind],
+                        frame.partition,
+                        frame.offset,
+                        reason="routing",
+                    )
+                    continue
+                self._restore(model, book)
+            marks = all_marks.get(model)
+            if marks is None:
+                marks = all_marks[model] = {}
+            source = (frame.kind, frame.partition)
+            if frame.offset <= marks.get(source, -1):
+                continue  # a redelivery: already part of this model's state
+            marks[source] = frame.offset
+            events.append(ev)
+            counts[frame.kind] = counts.get(frame.kind, 0) + 1
+            if frame.timestamp_ms >= 0 and (oldest_ms is None or frame.timestamp_ms < oldest_ms):
+                oldest_ms = frame.timestamp_ms
+        if events:
+            alerts = self.monitor.process(events)
+            for alert in alerts:
+                self._pending.append(
+                    await self._producer.send(
+                        self._alerts_topic,
+                        alert.alert_id.encode(),
+                        alert.to_json(),
+                        None,
+                        None,
+                        None,
+                    )
+                )
+                self._metrics.alerts.labels(alert.kind).inc()
+                self.last_alert[alert.model] = alert.to_dict()
+            for ev in events:
+                book.dirty.add(ev.model)
+            book.events_since += len(events)
+            self.processed += len(events)
+            for kind, n in counts.items():
+                self._metrics.events.labels(self._topic_of_kind[kind], kind).inc(n)
+        book.held.append(event)
+        book.tick_sent = False
+        if (
+            book.events_since >= self._every_events
+            or time.monotonic() - book.last_checkpoint >= self._every_seconds
+        ):
+            await self._checkpoint(book, ack)
+        elif len(self._pending) > 10_000:
+            self._pending = [f for f in self._pending if not _done(f)]
+        now = time.perf_counter()
+        self._metrics.batches.inc()
+        self._metrics.processing.observe(now - started)
+        if oldest_ms is not None:
+            self._metrics.latency.observe(max(0.0, time.time() - oldest_ms / 1000.0))
+
+    def due_ticks(self) -> list[int]:
+        """Shards with unacknowledged messages whose checkpoint is overdue.
+
+        The timer sends each of them a tick message, because table writes are only possible
+        while the agent handles a message of that shard.
+        """
+        now = time.monotonic()
+        due = []
+        for shard, book in self._shards.items():
+            if (
+                book.held
+                and not book.tick_sent
+                and now - book.last_checkpoint >= self._every_seconds
+            ):
+                book.tick_sent = True
+                due.append(shard)
+        return due
+
+    def checkpoint_ages(self) -> dict[int, float]:
+        """Seconds since each owned shard's last checkpoint (the ``/metrics`` gauge)."""
+        now = time.monotonic()
+        return {shard: now - book.last_checkpoint for shard, book in self._shards.items()}
+
+    def status(self) -> dict:
+        """The ``/status`` document: per model, the monitor's own summary and last alert."""
+        models = {}
+        for shard, book in sorted(self._shards.items()):
+            for model in sorted(book.models):
+                try:
+                    summary = self.monitor.status(model)
+                except KeyError:
+                    continue
+                models[model] = {
+                    "shard": shard,
+                    "status": summary,
+                    "last_alert": self.last_alert.get(model),
+                }
+        return {
+            "shards": {
+                str(shard): {
+                    "models": len(book.models),
+                    "uncheckpointed_events": book.events_since,
+                    "checkpoint_age_seconds": round(time.monotonic() - book.last_checkpoint, 3),
+                }
+                for shard, book in sorted(self._shards.items())
+            },
+            "events_processed": self.processed,
+            "models": models,
+        }
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _restore(self, model: str, book: _Shard) -> None:
+        """Load a model's last checkpoint from the table the first time the shard sees it."""
+        book.models.add(model)
+        value = self._table.get(model.encode())
+        if value is None:
+            return
+        try:
+            marks, state = unpack_checkpoint(value)
+            self.monitor.load_model(model, state)
+        except Exception as exc:  # corrupt or foreign record: start over, loudly
+            log.error("checkpoint of model %r unusable, starting fresh: %s", model, exc)
+            self.monitor.drop_model(model)
+            return
+        self._marks[model] = marks
+
+    async def _checkpoint(self, book: _Shard, ack: Callable) -> None:
+        """Deliver pending output, write dirty models to the table, then acknowledge."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await asyncio.gather(*pending)
+        table = self._table
+        dump = self.monitor.dump_model
+        for model in book.dirty:
+            table[model.encode()] = pack_checkpoint(self._marks.get(model, {}), dump(model))
+        if book.dirty:
+            self._metrics.checkpoints.inc(len(book.dirty))
+        book.dirty.clear()
+        held, book.held = book.held, []
+        for event in held:
+            await ack(event)
+        book.events_since = 0
+        book.last_checkpoint = time.monotonic()
+
+    async def _dead(
+        self,
+        raw: bytes,
+        error: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        reason: str = "batch",
+    ) -> None:
+        headers = deadletter_headers(error, topic, partition, offset)
+        self._pending.append(
+            await self._producer.send(self._deadletter, None, raw, None, None, headers)
+        )
+        self._metrics.invalid.labels(topic, reason).inc()
+
+
+def _done(future: Any) -> bool:
+    done = getattr(future, "done", None)
+    return bool(done()) if done is not None else False

@@ -1,0 +1,74 @@
+"""Create driftline's topics with the right partition counts before anything names them.
+
+Kafka-protocol brokers (Tansu, and Apache Kafka with ``auto.create.topics.enable``) create a
+topic that a client merely mentions, with the broker's default partition count. The shard
+topic must have exactly ``partitions`` partitions (the state table's changelog is
+co-partitioned with it), so it is created here explicitly and checked.
+"""
+
+from __future__ import annotations
+
+from driftline.streams._app import shard_topic_name
+from driftline.streams._settings import KafkaSettings, WorkerSettings
+from driftline.streams.exceptions import TopicLayoutError
+
+__all__ = ["ensure_topics", "ensure_topics_sync"]
+
+_TOPIC_ALREADY_EXISTS = 36
+#: The shard topic holds a copy of every event only until its shard has processed it; a day
+#: covers any realistic outage of the workers without keeping the stream twice for ever.
+SHARD_RETENTION_MS = 24 * 3600 * 1000
+
+
+async def ensure_topics(kafka: KafkaSettings, settings: WorkerSettings) -> dict[str, int]:
+    """Create every topic the worker uses that does not exist yet; return actual counts.
+
+    Source topics that already exist are left alone whatever their partition count (the
+    router repartitions them). The changelog is left to Faust, which creates it compacted.
+
+    Raises
+    ------
+    TopicLayoutError
+        The broker refused a topic, or the shard topic exists with another partition count
+        (the shard count of an application id cannot change without resetting its state).
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    wanted = dict(settings.topics.all_topics())
+    shard_topic = shard_topic_name(settings.app_id)
+    wanted[shard_topic] = settings.topics.partitions
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs(), request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = {name: n for name, n in wanted.items() if name not in existing}
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(name, n, settings.topics.replication) for name, n in missing.items()],
+                timeout_ms=15000,
+            )
+            problems = [
+                f"{topic}: {message or code}"
+                for topic, code, message, *_ in getattr(response, "topic_errors", [])
+                if code not in (0, _TOPIC_ALREADY_EXISTS)
+            ]
+            if problems:
+                raise TopicLayoutError("could not create topics: " + "; ".join(problems))
+        described = await admin.describe_topics(list(wanted))
+    finally:
+        await admin.close()
+    counts = {t["topic"]: len(t["partitions"]) for t in described}
+    if counts.get(shard_topic) != settings.topics.partitions:
+        raise TopicLayoutError(
+            f"{shard_topic} has {counts.get(shard_topic)} partitions, the worker is configured "
+            f"for {settings.topics.partitions}: use the same --partitions as when the "
+            "application id was first run, or a new --app-id"
+        )
+    return counts
+
+
+def ensure_topics_sync(kafka: KafkaSettings, settings: WorkerSettings) -> dict[str, int]:
+    """Blocking form of :func:`ensure_topics` for the CLI."""
+    import asyncio
+
+    return asyncio.run(ensure_topics(kafka, settings))

@@ -1,0 +1,637 @@
+"""deploy/ says the same thing as the code it deploys.
+
+Static checks read the real CLI (``build_parser()``) and the real package sources: every
+``DRIFTLINE_*`` variable that deploy/ mentions is one driftline reads; every ``driftline``
+command line in deploy/ parses, with flags the subcommand really has; ports, paths, topic
+names and shard counts agree across the image, compose, Kubernetes, KEDA and Prometheus.
+
+The integration test runs a real worker, with the arguments the compose file gives it,
+against the embedded broker, sends it a few events (and one bad one) and checks that every
+path deploy/ probes answers and that every metric the Grafana dashboard and the alerting
+rules query is one the worker exports on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ENV_NAME = re.compile(r"\bDRIFTLINE_[A-Z0-9_]+\b")
+# Prometheus' own series, not exported by the worker.
+PROMETHEUS_SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
+PACKAGES = ("driftline.schemas", "driftline.detectors", "driftline.streams", "driftline.replay")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _package_sources() -> list[Path]:
+    files = []
+    for name in PACKAGES:
+        spec = find_spec(name)
+        assert spec is not None and spec.submodule_search_locations, name
+        for location in spec.submodule_search_locations:
+            files.extend(sorted(Path(location).rglob("*.py")))
+    return files
+
+
+def _env_vars_read_by_driftline() -> set[str]:
+    """``DRIFTLINE_*`` names that appear as string constants in driftline's own code."""
+    names = set()
+    for path in _package_sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = getattr(node, "value", None) if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and ENV_NAME.fullmatch(value):
+                names.add(value)
+    return names
+
+
+def _deploy_text_files(deploy_dir: Path) -> list[Path]:
+    suffixes = {".yaml", ".yml", ".json", ".md", ".sh", ".toml", ""}
+    return sorted(
+        p
+        for p in deploy_dir.rglob("*")
+        if p.is_file() and (p.suffix in suffixes or p.name.startswith("Dockerfile"))
+    )
+
+
+def _flag(args: list[str], name: str) -> str:
+    for i, arg in enumerate(args):
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+        if arg == name:
+            return args[i + 1]
+    raise AssertionError(f"{name} not in {args}")
+
+
+def _subparser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The parser that handles the options of ``argv`` (following subcommand names)."""
+    current = parser
+    for token in argv:
+        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or token not in subs[0].choices:
+            break
+        current = subs[0].choices[token]
+    return current
+
+
+def _dockerfile(deploy_dir: Path) -> dict[str, str]:
+    text = re.sub(r"\\\n", " ", (deploy_dir / "Dockerfile").read_text())
+    last = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            last[keyword.upper()] = rest.strip()
+    return last
+
+
+def _driftline_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Compose services that run the driftline image."""
+    image = compose["services"]["worker-1"]["image"]
+    return {name: s for name, s in compose["services"].items() if s.get("image") == image}
+
+
+def _workers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in _driftline_services(compose).items() if s["command"][0] == "worker"}
+
+
+def _readme_commands(readme: Path) -> list[list[str]]:
+    """``driftline ...`` (and ``docker run ... driftline:TAG ...``) lines in code blocks."""
+    commands, in_block, pending = [], False, ""
+    for raw in readme.read_text(encoding="utf-8").splitlines():
+        if raw.lstrip().startswith("```"):
+            in_block = not in_block
+            continue
+        if not in_block:
+            continue
+        line = pending + raw.strip()
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        line = line.removeprefix("$ ")
+        words = shlex.split(line, comments=True)
+        if words and words[0] == "driftline":
+            commands.append(words[1:])
+        elif words[:2] == ["docker", "run"]:
+            # docker run [options] driftline:TAG ARGS: the image's entry point is driftline.
+            image = next((i for i, w in enumerate(words) if w.startswith("driftline:")), None)
+            if image is not None:
+                commands.append(words[image + 1 :])
+    return commands
+
+
+def _command_lines(compose, k8s_object, deploy_dir: Path) -> dict[str, list[str]]:
+    """Every driftline command line in deploy/, by where it comes from (argv without prog)."""
+    lines = {f"compose:{n}": s["command"] for n, s in _driftline_services(compose).items()}
+    (container,) = k8s_object("StatefulSet", "driftline")["spec"]["template"]["spec"]["containers"]
+    lines["k8s:statefulset"] = container["args"]
+    docker = _dockerfile(deploy_dir)
+    assert json.loads(docker["ENTRYPOINT"]) == ["driftline"]
+    lines["Dockerfile:CMD"] = json.loads(docker["CMD"])
+    for i, argv in enumerate(_readme_commands(deploy_dir / "README.md")):
+        lines[f"README:{i}:{' '.join(argv[:2])}"] = argv
+    return lines
+
+
+# --------------------------------------------------------------------- static checks
+
+
+def test_every_driftline_variable_in_deploy_is_read_by_driftline(deploy_dir):
+    read = _env_vars_read_by_driftline()
+    assert "DRIFTLINE_BROKER" in read, "the scan of driftline's sources found nothing"
+    used = {}
+    for path in _deploy_text_files(deploy_dir):
+        for name in ENV_NAME.findall(path.read_text(encoding="utf-8")):
+            used.setdefault(name, path.relative_to(deploy_dir).as_posix())
+    assert used, "deploy/ uses no DRIFTLINE_* variable at all"
+    unknown = {name: where for name, where in used.items() if name not in read}
+    assert not unknown, f"variables driftline never reads: {unknown}"
+
+
+def test_topic_service_variables_are_read_by_its_script(compose, deploy_dir):
+    topics = compose["services"]["topics"]
+    script = next(
+        (deploy_dir / v.split(":")[0]).read_text()
+        for v in topics["volumes"]
+        if v.split(":")[1] in topics["entrypoint"]
+    )
+    for name in topics["environment"]:
+        assert "${" + name in script, f"create-topics.sh ignores {name}"
+
+
+def test_every_driftline_command_line_parses_with_real_flags(
+    cli_parser, compose, k8s_object, deploy_dir
+):
+    lines = _command_lines(compose, k8s_object, deploy_dir)
+    assert any(k.startswith("README:") for k in lines), "no driftline command in the README"
+    for where, argv in lines.items():
+        try:
+            cli_parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{where}: `driftline {' '.join(argv)}` does not parse")
+        options = _subparser(cli_parser, argv)._option_string_actions
+        for token in argv:
+            if token.startswith("--"):
+                flag = token.split("=", 1)[0]
+                # Exact names only: argparse would also accept an abbreviation.
+                assert flag in options, f"{where}: driftline has no flag {flag}"
+
+
+def test_worker_settings_agree_between_compose_and_kubernetes(compose, k8s_object):
+    (container,) = k8s_object("StatefulSet", "driftline")["spec"]["template"]["spec"]["containers"]
+    k8s_args = container["args"]
+    for name, worker in _workers(compose).items():
+        for flag in ("--app-id", "--store", "--data-dir", "--web-port", "--config"):
+            assert _flag(worker["command"], flag) == _flag(k8s_args, flag), (name, flag)
+
+
+def test_web_port_is_the_same_everywhere(
+    cli_parser, compose, k8s_object, deploy_dir, yaml_documents
+):
+    worker_parser = _subparser(cli_parser, ["worker"])
+    default_port = worker_parser.get_default("web_port")
+    docker = _dockerfile(deploy_dir)
+    # The image's default CMD runs the worker on its default port; HEALTHCHECK and EXPOSE
+    # must follow it.
+    assert docker["EXPOSE"] == str(default_port)
+    assert f"127.0.0.1:{default_port}/" in docker["HEALTHCHECK"]
+
+    workers = _workers(compose)
+    ports = {int(_flag(w["command"], "--web-port")) for w in workers.values()}
+    assert len(ports) == 1
+    (port,) = ports
+    for name, worker in workers.items():
+        assert _flag(worker["command"], "--web-host") == "0.0.0.0", name
+        assert f"127.0.0.1:{port}/" in " ".join(worker["healthcheck"]["test"]), name
+
+    (prometheus,) = yaml_documents(deploy_dir / "prometheus" / "prometheus.yml")
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "driftline"]
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    assert sorted(t.rsplit(":", 1)[0] for t in targets) == sorted(workers)
+    assert {int(t.rsplit(":", 1)[1]) for t in targets} == {port}
+
+    sts = k8s_object("StatefulSet", "driftline")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    k8s_port = int(_flag(container["args"], "--web-port"))
+    assert _flag(container["args"], "--web-host") == "0.0.0.0"
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named["web"] == k8s_port
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert (
+            named.get(container[probe]["httpGet"]["port"], container[probe]["httpGet"]["port"])
+            == k8s_port
+        )
+    for service in ("driftline-headless", "driftline-metrics"):
+        for p in k8s_object("Service", service)["spec"]["ports"]:
+            assert named.get(p["targetPort"], p["targetPort"]) == k8s_port, service
+    annotations = k8s_object("Service", "driftline-metrics")["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == k8s_port
+    policy = k8s_object("NetworkPolicy", "driftline")
+    assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {k8s_port}
+
+
+def _probed_paths(compose, k8s_object, deploy_dir, yaml_documents) -> dict[str, str]:
+    """Every HTTP path deploy/ expects a worker to serve -> where it is used."""
+    paths: dict[str, str] = {}
+    url_path = re.compile(r"https?://[^/'\"]+(/[A-Za-z0-9_/-]*)")
+    for match in url_path.finditer(_dockerfile(deploy_dir)["HEALTHCHECK"]):
+        paths[match.group(1)] = "Dockerfile HEALTHCHECK"
+    for name, worker in _workers(compose).items():
+        for match in url_path.finditer(" ".join(worker["healthcheck"]["test"])):
+            paths[match.group(1)] = f"compose {name} healthcheck"
+    (container,) = k8s_object("StatefulSet", "driftline")["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        paths[container[probe]["httpGet"]["path"]] = f"k8s {probe}"
+    annotations = k8s_object("Service", "driftline-metrics")["metadata"]["annotations"]
+    paths[annotations["prometheus.io/path"]] = "k8s metrics Service annotation"
+    (prometheus,) = yaml_documents(deploy_dir / "prometheus" / "prometheus.yml")
+    for job in prometheus["scrape_configs"]:
+        paths[job.get("metrics_path", "/metrics")] = f"prometheus job {job['job_name']}"
+    return paths
+
+
+def test_probed_paths_are_pages_of_the_worker(compose, k8s_object, deploy_dir, yaml_documents):
+    """Static half: the paths are registered by the worker's web module."""
+    served = set()
+    for path in _package_sources():
+        served.update(re.findall(r"\.page\(\s*\"(/[^\"]*)\"", path.read_text(encoding="utf-8")))
+    probed = _probed_paths(compose, k8s_object, deploy_dir, yaml_documents)
+    assert {"/health", "/ready", "/metrics"} <= probed.keys()
+    missing = {p: where for p, where in probed.items() if p not in served}
+    assert not missing, f"paths the worker does not serve: {missing} (it serves {sorted(served)})"
+
+
+def test_shard_counts_and_topics_agree(compose, k8s_object):
+    from driftline.streams import TopicLayout
+
+    topics_env = compose["services"]["topics"]["environment"]
+    for name, worker in _workers(compose).items():
+        assert _flag(worker["command"], "--partitions") == topics_env["PARTITIONS"], name
+        assert _flag(worker["command"], "--app-id") == topics_env["APP_ID"], name
+
+    (container,) = k8s_object("StatefulSet", "driftline")["spec"]["template"]["spec"]["containers"]
+    app_id = _flag(container["args"], "--app-id")
+    consumed = {f"{app_id}-shards", *TopicLayout().sources}
+    scaled = k8s_object("ScaledObject", "driftline")
+    for trigger in scaled["spec"]["triggers"]:
+        assert trigger["metadata"]["topic"] in consumed
+        assert trigger["metadata"]["consumerGroup"] == app_id
+    assert scaled["spec"]["maxReplicaCount"] <= int(_flag(container["args"], "--partitions"))
+
+
+def test_sample_log_path_in_compose_is_where_the_image_installs_it(compose, deploy_dir):
+    """The producer replays package data from inside the image's virtualenv."""
+    from driftline.replay import sample_path
+
+    (producer,) = [s for s in _driftline_services(compose).values() if s["command"][0] == "replay"]
+    path = producer["command"][-1]
+    docker = (deploy_dir / "Dockerfile").read_text()
+    venv = re.search(r"python -m venv (\S+)", docker).group(1)
+    python = re.search(r"python:(\d+\.\d+)", docker).group(1)
+    relative = Path(sample_path()).relative_to(Path(find_spec("driftline.replay").origin).parent)
+    expected = f"{venv}/lib/python{python}/site-packages/driftline/replay/{relative.as_posix()}"
+    assert path == expected
+    assert sample_path().is_file()
+
+
+def test_create_topics_script_creates_what_the_worker_uses(tmp_path, deploy_dir):
+    """Run the real script with a stand-in for kafka-topics.sh that records its arguments."""
+    from driftline.streams import TopicLayout
+    from driftline.streams._app import changelog_topic_name, shard_topic_name
+
+    record = tmp_path / "calls"
+    stub = tmp_path / "kafka-topics.sh"
+    stub.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{record}"\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, KAFKA_TOPICS=str(stub), APP_ID="myapp", PARTITIONS="5")
+    env.update(REPLICATION="3", COMMAND_CONFIG="/etc/admin.properties", BOOTSTRAP="b:9093")
+    subprocess.run(
+        ["bash", str(deploy_dir / "kafka" / "create-topics.sh")], env=env, check=True, timeout=30
+    )
+    calls = {}
+    for line in record.read_text().splitlines():
+        topic = re.search(r"--topic (\S+)", line).group(1)
+        calls[topic] = line
+    layout = TopicLayout()
+    expected = {*layout.all_topics(), shard_topic_name("myapp"), changelog_topic_name("myapp")}
+    assert set(calls) == expected
+    for topic, line in calls.items():
+        assert "--partitions 5 --replication-factor 3" in line
+        assert "--if-not-exists" in line and "--bootstrap-server b:9093" in line
+        assert "--command-config /etc/admin.properties" in line
+        assert "min.insync.replicas=2" in line
+        policy = "compact" if topic == changelog_topic_name("myapp") else "delete"
+        assert f"cleanup.policy={policy}" in line, topic
+
+
+# ------------------------------------------------------------------ integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (
+            f"worker exited {process.returncode}:\n{log.read_text()[-3000:]}"
+        )
+        try:
+            if _get(url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} not 200 after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+class _Worker:
+    def __init__(self, base_url: str, topics: dict[str, str], process, log: Path) -> None:
+        self.base_url, self.topics, self.process, self.log = base_url, topics, process, log
+
+
+@pytest.fixture(scope="module")
+def deployed_worker(kafka_broker, compose, tmp_path_factory) -> Iterator[_Worker]:
+    """A real ``driftline worker`` run with compose's worker arguments.
+
+    Only what must differ on a shared test machine is replaced: loopback instead of all
+    interfaces, a free port, a private data directory, unique topic names and app id, and 2
+    shards instead of 6 (fewer partitions start faster). The configuration file is the
+    deploy/ one, so it is also checked to load.
+    """
+    argv = list(compose["services"]["worker-1"]["command"])
+    tag = uuid.uuid4().hex[:8]
+    topics = {
+        "predictions": f"t-deploy-predictions-{tag}",
+        "features": f"t-deploy-features-{tag}",
+        "labels": f"t-deploy-labels-{tag}",
+        "alerts": f"t-deploy-alerts-{tag}",
+        "deadletter": f"t-deploy-deadletter-{tag}",
+    }
+    port = _free_port()
+    data_dir = tmp_path_factory.mktemp("worker-data")
+    config_in_container = _flag(argv, "--config")
+    deploy_dir = Path(__file__).resolve().parents[2] / "deploy"
+    replacements = {
+        "--app-id": f"t-deploy-{tag}",
+        "--partitions": "2",
+        "--data-dir": str(data_dir),
+        "--web-host": "127.0.0.1",
+        "--web-port": str(port),
+        "--config": str(deploy_dir / Path(config_in_container).name),
+    }
+    run_argv = []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        run_argv.append(f"{name}={replacements[name]}" if name in replacements else arg)
+    run_argv += [f"--topic-{kind}={name}" for kind, name in topics.items()]
+    run_argv += ["--session-timeout=6", "--heartbeat-interval=0.5"]
+    log = data_dir / "worker.log"
+    env = dict(os.environ, DRIFTLINE_BROKER=kafka_broker.bootstrap_servers)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "driftline.streams.cli", *run_argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(base + "/ready", process, log, timeout=120)
+        yield _Worker(base, topics, process, log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send(topic, value)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def _families(text: str) -> dict[str, Any]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def _exported_names(families: dict[str, Any]) -> set[str]:
+    """Every series name a query can use, from the families on /metrics (samples or not)."""
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "summary": ("", "_count", "_sum", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
+    names = set()
+    for name, family in families.items():
+        names.update(name + s for s in suffixes.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+@pytest.fixture(scope="module")
+def scraped(deployed_worker, kafka_broker) -> dict[str, Any]:
+    """/metrics after the worker has seen events, one bad message and a blatant drift.
+
+    4000 events of a stationary feature, then 4000 shifted by six standard deviations: with
+    deploy/driftline.toml (2000-event warm-up) the worker must publish at least one alert, so
+    that the labelled alert counter has samples whose labels the dashboard relies on.
+    """
+    import random
+
+    rng = random.Random(7)
+    start = time.time() - 3600
+    n = 4000
+    events = [
+        json.dumps(
+            {
+                "model": "deploy-check",
+                "timestamp": start + i * 0.1,
+                "features": {"x": rng.gauss(0.0, 1.0) + (6.0 if i >= n else 0.0)},
+                "prediction": 0.5,
+            }
+        ).encode()
+        for i in range(2 * n)
+    ]
+    _produce(
+        kafka_broker.bootstrap_servers,
+        deployed_worker.topics["predictions"],
+        [*events, b"this is not json"],
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        status, body = _get(deployed_worker.base_url + "/metrics")
+        assert status == 200
+        families = _families(body.decode())
+        totals = {
+            name: sum(s.value for s in families[name].samples if s.name.endswith("_total"))
+            for name in ("driftline_events", "driftline_invalid_messages", "driftline_alerts")
+            if name in families
+        }
+        done = (
+            totals.get("driftline_events", 0) >= len(events)
+            and totals.get("driftline_invalid_messages", 0) >= 1
+            and totals.get("driftline_alerts", 0) >= 1
+        )
+        if done:
+            return families
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"worker did not process the events and alert in 90 s: {totals}\n"
+                f"{deployed_worker.log.read_text()[-3000:]}"
+            )
+        time.sleep(0.5)
+
+
+def _queries(deploy_dir: Path, yaml_documents) -> dict[str, str]:
+    """Every PromQL query of the dashboard and of the alerting rules -> where it is."""
+    queries = {}
+    dashboard = json.loads((deploy_dir / "grafana" / "dashboards" / "driftline.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            queries[target["expr"]] = f"dashboard panel {panel['title']!r}"
+    for variable in dashboard["templating"]["list"]:
+        query = variable["query"]
+        queries[query["query"] if isinstance(query, dict) else query] = (
+            f"variable ${variable['name']}"
+        )
+    (rules,) = yaml_documents(deploy_dir / "prometheus" / "alerts.yml")
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            queries[rule["expr"]] = f"alert rule {rule['alert']}"
+    return queries
+
+
+@pytest.mark.integration
+def test_worker_serves_every_probed_path(
+    deployed_worker, compose, k8s_object, deploy_dir, yaml_documents
+):
+    probed = _probed_paths(compose, k8s_object, deploy_dir, yaml_documents)
+    for path, where in sorted(probed.items()):
+        status, _ = _get(deployed_worker.base_url + path)
+        assert status == 200, f"{path} ({where}) answered {status}"
+
+
+@pytest.mark.integration
+def test_every_queried_metric_is_exported_by_a_worker(
+    scraped, deploy_dir, yaml_documents, promql_names
+):
+    exported = _exported_names(scraped)
+    assert "driftline_events_total" in exported
+    missing = {}
+    for expr, where in _queries(deploy_dir, yaml_documents).items():
+        names = promql_names(expr) - PROMETHEUS_SYNTHETIC
+        assert names or "up{" in expr, f"{where}: no metric found in {expr!r}"
+        for name in names - exported:
+            missing.setdefault(name, []).append(where)
+    assert not missing, (
+        f"metrics queried but not exported by the worker: {missing}; "
+        f"the worker exports {sorted(n for n in exported if not n.endswith('_created'))}"
+    )
+
+
+@pytest.mark.integration
+def test_queried_labels_exist_on_the_queried_metrics(
+    scraped, deploy_dir, yaml_documents, promql_names
+):
+    """``sum by (model)`` on a metric without a ``model`` label silently shows one flat line.
+
+    Checked for the labels of grouping clauses (``by``/``on``), of selectors
+    (``metric{label=...}``) and of Grafana's ``label_values(metric, label)``, on every metric
+    that has samples after the events above (a labelled metric that has seen nothing yet has
+    no samples to read its labels from).
+    """
+    labels: dict[str, set[str]] = {}
+    for family in scraped.values():
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    # Prometheus adds these to every series it scrapes.
+    target_labels = {"instance", "job"}
+    selector = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
+    matcher = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+    grouping = re.compile(r"\b(?:by|on)\s*\(([^)]*)\)")
+    variable = re.compile(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*(\w+)\s*\)")
+    problems = []
+    checked = 0
+    for expr, where in _queries(deploy_dir, yaml_documents).items():
+        wanted: list[tuple[str, str]] = []
+        for metric, body in selector.findall(expr):
+            wanted += [(metric, label) for label in matcher.findall(body)]
+        wanted += variable.findall(expr)
+        sampled = [n for n in promql_names(expr) - PROMETHEUS_SYNTHETIC if labels.get(n)]
+        for group in grouping.findall(expr):
+            # A grouping label must be on at least one of the expression's metrics.
+            for label in filter(None, (g.strip() for g in group.split(","))):
+                if sampled:
+                    checked += 1
+                    available = set().union(*(labels[n] for n in sampled)) | target_labels
+                    if label not in available:
+                        problems.append(f"{where}: label {label!r} on none of {sampled}")
+        for metric, label in wanted:
+            if labels.get(metric) and label not in target_labels:
+                checked += 1
+                if label not in labels[metric]:
+                    problems.append(f"{where}: {metric} has no label {label!r}")
+    assert checked > 10, "the label check found almost nothing to check"
+    assert not problems, "\n".join(problems)
+
+
+def test_detection_settings_load_and_agree(tmp_path, deploy_dir, k8s_object):
+    """Both copies of driftline.toml are valid for the real loader and say the same thing."""
+    from driftline.detectors import load_config
+
+    in_cluster = tmp_path / "driftline.toml"
+    in_cluster.write_text(k8s_object("ConfigMap", "driftline-config")["data"]["driftline.toml"])
+    assert load_config(in_cluster) == load_config(deploy_dir / "driftline.toml")
