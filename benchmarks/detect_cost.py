@@ -13,27 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import time
 
+from _machine import describe as machine
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import PredictionEvent
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
 
 
 def make_events(n: int, seed: int = 1) -> list[PredictionEvent]:

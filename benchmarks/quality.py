@@ -31,13 +31,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
-import platform
 import statistics
 import time
 from datetime import datetime
 
 import numpy as np
+from _machine import describe as machine
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import FeatureEvent, parse_timestamp
 
@@ -60,21 +59,6 @@ TCPD_CONFIG = DetectionConfig(
     readapt_after=0,
     cooldown=0,
 )
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
 
 
 # --------------------------------------------------------------------------- generators
@@ -167,12 +151,39 @@ def index_of(alert) -> int:
     return round(parse_timestamp(alert.event_time) - T0)
 
 
-def run_driftline(events: list[FeatureEvent], cfg: DetectionConfig) -> list:
+#: ADWIN's statistics summed over the stationary streams of a run: inputs (= cut checks),
+#: raw cuts (before confirmation) and the per-check delta of one detector.
+ADWIN_STATS: dict[str, float] = {"checks": 0, "cuts": 0, "delta": math.nan}
+
+
+def run_driftline(
+    events: list[FeatureEvent], cfg: DetectionConfig, adwin_stats: dict | None = None
+) -> list:
     mon = Monitor(cfg)
     out = []
     for i in range(0, len(events), 997):  # arbitrary batches: results must not depend on them
         out.extend(mon.process(events[i : i + 997]))
+    if adwin_stats is not None:
+        for stream in mon._models[events[0].model].values():
+            for f in stream.features.values():
+                det = getattr(f, "adwin", None)
+                if det is not None:
+                    adwin_stats["checks"] += det.inputs
+                    adwin_stats["cuts"] += det.cuts
+                    adwin_stats["delta"] = det.delta
     return [a for a in out if a.status == "firing"]
+
+
+def with_adwin(cfg: DetectionConfig, *, only: bool = False) -> DetectionConfig:
+    """``cfg`` with the opt-in ADWIN detector on every numeric feature of these streams."""
+    from driftline.detectors import FeatureConfig
+
+    names = list(FAMILIES) + [
+        f"{fam}{j}" if fam != "counts" else f"counts{j}"
+        for j, fam in ((j, FAMILIES[j % len(FAMILIES)]) for j in range(18))
+    ]
+    dets = ("adwin",) if only else ("mean", "scale", "shape", "adwin")
+    return cfg.with_options(features={n: FeatureConfig(detectors=dets) for n in names})
 
 
 def run_river(columns: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
@@ -306,7 +317,7 @@ def score_stationary(score: Score, river_scores, args, cfg) -> None:
     for m in range(args.stationary_models):
         cols = stationary_columns(10_000 + m, args.stationary)
         events = build_events(f"stationary-{m}", cols, T0)
-        alerts = run_driftline(events, cfg)
+        alerts = run_driftline(events, cfg, ADWIN_STATS)
         score.false_alarms += len(alerts)
         score.false_alarm_examples += [
             f"{a.model}/{a.feature} {a.detector} at event {index_of(a)}: {a.message}"
@@ -417,6 +428,7 @@ def main() -> None:
     ap.add_argument("--stationary", type=int, default=None, help="events per stationary model")
     ap.add_argument("--stationary-models", type=int, default=None)
     ap.add_argument("--no-river", action="store_true", help="skip the naive-river columns")
+    ap.add_argument("--no-adwin", action="store_true", help="skip the opt-in ADWIN rows")
     args = ap.parse_args()
     quick = args.quick
     args.seeds = args.seeds or (2 if quick else 6)
@@ -440,6 +452,17 @@ def main() -> None:
     river = None if args.no_river else {"ADWIN": Score(), "PageHinkley": Score()}
     score_drift(ours, river, args, cfg)
     score_stationary(ours, river, args, cfg)
+    adwin_runs: dict[str, tuple[Score, dict]] = {}
+    if not args.no_adwin:
+        for label, variant in (
+            ("driftline + ADWIN", with_adwin(cfg)),
+            ("ADWIN alone (numeric)", with_adwin(cfg, only=True)),
+        ):
+            ADWIN_STATS.update(checks=0, cuts=0, delta=math.nan)
+            sc = Score()
+            score_drift(sc, None, args, variant)
+            score_stationary(sc, None, args, variant)
+            adwin_runs[label] = (sc, dict(ADWIN_STATS))
     elapsed = time.perf_counter() - t0
 
     def row(label: str, s: Score) -> str:
@@ -459,9 +482,19 @@ def main() -> None:
         f"{'d 0.5sd':>8} {'d grad':>8} {'d var':>8} {'d shape':>8} {'d cat':>8}"
     )
     print(row("driftline", ours))
+    for label, (sc, _) in adwin_runs.items():
+        print(row(label, sc))
     if river:
         for label, s in river.items():
             print(row(f"naive river {label}", s))
+    for label, (sc, st) in adwin_runs.items():
+        per_check = st["cuts"] / max(st["checks"], 1)
+        print(
+            f"  {label}: ADWIN (opt-in; one input per {cfg.adwin_sub} values) made "
+            f"{st['cuts']} raw cuts in {st['checks']} checks on the stationary streams "
+            f"({per_check:.2g} per check; its delta per check {st['delta']:.2g}); "
+            f"{sc.false_alarms} false alerts after confirmation, all detectors"
+        )
     print()
     print("Recall per drift kind and family (driftline):")
     for kind in KINDS:

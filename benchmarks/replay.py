@@ -1,6 +1,7 @@
 """Replay throughput next to its ceiling, measured in the same run on the same file.
 
     .venv/bin/python benchmarks/replay.py [--quick] [--events N] [--input FILE] [--profile]
+                                          [--publish]
 
 (a) ceiling: reading the lines and ``orjson.loads`` alone, nothing else;
 (b) decode: reading + ``decode_event`` (the contract's validation), no detection;
@@ -103,6 +104,25 @@ def timed(fn, *args) -> tuple[float, int]:
     return time.perf_counter() - start, n
 
 
+def publish_rate(path: str) -> str:
+    """Publish the file at full speed into a fresh embedded broker; one line of figures."""
+    from driftline.replay import publish_files
+    from driftline.streams import KafkaSettings, TopicLayout
+    from driftline.streams.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        topics = TopicLayout(predictions="bench.p", features="bench.f", labels="bench.l")
+        broker.create_topics_sync({"bench.p": 4, "bench.f": 4, "bench.l": 4})
+        summary = publish_files(
+            [path], KafkaSettings(broker.bootstrap_servers), topics=topics, progress=False
+        )
+    return (
+        f"publish --speed max to the embedded broker (4 partitions, loopback, acks=1): "
+        f"{summary.messages:,} messages in {summary.elapsed_seconds:.2f} s, "
+        f"{summary.messages_per_second:,.0f} messages/s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="50k events, 2 repeats")
@@ -116,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile one replay")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also time `replay --publish --speed max` into the embedded broker (loopback)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.repeat = 50_000, 2
@@ -183,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             f"peak RSS of a process replaying {lines // 4:,} lines: {small:.0f} MiB; "
             f"{lines:,} lines: {large:.0f} MiB (bounded: the input is streamed)"
         )
+        if args.publish:
+            print(publish_rate(path))
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()

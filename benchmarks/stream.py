@@ -475,7 +475,7 @@ def main() -> int:
         # (d) memory on a long stationary stream
         if mem_n > n:
             took = asyncio.run(produce(bootstrap, topic, mem_n - n, start=n))
-        marks = sorted({min(200_000, mem_n // 5), mem_n // 2, mem_n})
+        marks = [mem_n * k // 5 for k in range(1, 6)]
         _, _, rss = measure_worker(bootstrap, topic, "full", mem_n, tmp, "mem", rss_at=marks)
         print("(d) worker RSS: " + ", ".join(f"{m:,} events {v:.0f} MiB" for m, v in rss.items()))
     return 0

@@ -20,6 +20,15 @@ state to and from bytes. How it works, in one paragraph per module:
   confirmation of CUSUM change points, one incident per feature, cooldown, ``resolved`` when
   the data match the reference again or a persisting drift becomes the new reference.
 - ``_state``: versioned, pickle-free bytes (JSON header + raw numpy/sketch blobs).
+
+Memory per monitored feature is bounded by the configuration, not by the stream: a numeric
+feature holds its reference grid (at most 513 points, 8 KiB), the window ring
+(``window_blocks x (bins + 6)`` numbers), a KLL sketch (k=200, a few KiB) and a few scalars;
+during its warm-up also the raw warm-up values (``(warmup + block) x 8`` bytes). A categorical
+feature holds ``heavy_hitters`` counters, an HLL sketch (1 KiB), ``window_blocks x
+max_categories`` counts, and during its warm-up at most ``4 x heavy_hitters`` counters. A model
+stream also buffers up to ``block - 1`` events. ``benchmarks/detect_cost.py`` measures it
+(about 10 KiB of Python heap plus 3 KiB of sketches per feature with the defaults).
 """
 
 from ._config import DETECTORS, DetectionConfig, FeatureConfig, ModelConfig, load_config

@@ -44,8 +44,12 @@ __all__ = [
 
 #: The detectors of the feature-drift core, by the name used in configuration and alerts.
 #: ``mean`` and ``scale`` are CUSUMs on rank scores of numeric features, ``shape`` a windowed
-#: binned test of numeric features, ``frequency`` a windowed test of category frequencies.
-DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "frequency")
+#: binned test of numeric features, ``frequency`` a windowed test of category frequencies,
+#: ``adwin`` river's ADWIN on sub-block means of a numeric feature's location score. All but
+#: ``adwin`` run by default; ``adwin`` is opt-in (name it in a feature's ``detectors``): on
+#: ``benchmarks/quality.py`` it did not shorten any median delay, and its budget share
+#: lengthens the other detectors' slightly.
+DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "frequency", "adwin")
 
 _KINDS = ("numeric", "categorical")
 
@@ -77,6 +81,7 @@ class _Options:
     false_alarms_per_million: float = 1.0
     warmup: int = 2000
     block: int = 512
+    block_seconds: float = 0.0
     window_blocks: int = 4
     bins: int = 16
     cusum_k: float = 0.25
@@ -86,6 +91,12 @@ class _Options:
     readapt_after: int = 200_000
     max_categories: int = 32
     heavy_hitters: int = 128
+    adwin_sub: int = 32
+    label_ttl: float = 86_400.0
+    max_pending_labels: int = 100_000
+    outcome_block: int = 128
+    max_segment_keys: int = 4
+    max_segments: int = 8
 
 
 _OPTION_NAMES = tuple(f.name for f in fields(_Options))
@@ -142,6 +153,10 @@ class DetectionConfig(_Options):
         counts of each model stream (never at batch boundaries, so results do not depend on
         batching); an alert is emitted when its block completes, at most ``block - 1`` events
         after the event it names.
+    block_seconds : float
+        If > 0, a block also closes when an event arrives this much event time after the
+        block's first event: bounds the alert latency of low-traffic models (in event time;
+        0 = off). Blocks then vary in size, still identically for every batching.
     window_blocks : int
         The current window of the windowed tests (``shape``, ``frequency``) in blocks.
     bins : int
@@ -166,6 +181,24 @@ class DetectionConfig(_Options):
         rest pooled into one "other" cell).
     heavy_hitters : int
         Capacity of the space-saving table that estimates category frequencies.
+    adwin_sub : int
+        Non-missing values averaged into one input of the (opt-in) ``adwin`` detector: ADWIN
+        then costs ``1 / adwin_sub`` of an update per value and sees near-Gaussian inputs;
+        1 feeds it every value (univariate change-point use).
+    label_ttl : float
+        Seconds of event time a prediction waits for its label; later labels are counted as
+        expired, not joined.
+    max_pending_labels : int
+        Predictions remembered per model stream for the label join (the oldest are dropped
+        first and counted as evicted): bounds the join's memory.
+    outcome_block : int
+        Joined (prediction, label) pairs per block of the error-stream detectors.
+    max_segment_keys : int
+        Segment keys tracked per model stream (the first seen); each key's slices share
+        ``1 / (1 + keys)`` of the false-alarm budget.
+    max_segments : int
+        Slices per segment key: a value gets its own state once it has ``block`` events, up
+        to this many; rarer values stay pooled in the model-wide state.
     ignore : tuple of str
         Features never monitored, for every model.
     features : mapping of str to FeatureConfig
@@ -230,7 +263,17 @@ def _check_options(values: dict[str, Any], where: str) -> None:
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{path}: expected a finite number >= 0, got {value!r}")
-    positive = ("false_alarms_per_million", "warmup", "block", "window_blocks", "heavy_hitters")
+    positive = (
+        "false_alarms_per_million",
+        "warmup",
+        "block",
+        "window_blocks",
+        "heavy_hitters",
+        "adwin_sub",
+        "max_pending_labels",
+        "outcome_block",
+        "max_segments",
+    )
     for name in positive:
         if name in values and values[name] <= 0:
             raise ConfigError(f"{where}.{name}: must be > 0, got {values[name]!r}")
@@ -274,7 +317,7 @@ def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
     options = {n: raw[n] for n in _OPTION_NAMES if n in raw}
     if isinstance(options.get("false_alarms_per_million"), int):
         options["false_alarms_per_million"] = float(options["false_alarms_per_million"])
-    for name in ("cusum_k", "confirm_alpha", "resolve_alpha"):
+    for name in ("cusum_k", "confirm_alpha", "resolve_alpha", "block_seconds", "label_ttl"):
         if isinstance(options.get(name), int) and not isinstance(options.get(name), bool):
             options[name] = float(options[name])
     _check_options(options, where)

@@ -15,6 +15,10 @@ __all__ = ["Monitor"]
 _STATE_KIND = "driftline.detectors.model"
 
 
+def _version_key(item: tuple) -> tuple:
+    return (item[0] is not None, item[0] or "")
+
+
 class Monitor:
     """Drift detection for any number of models (one instance per shard).
 
@@ -55,13 +59,17 @@ class Monitor:
         self._events = {"prediction": 0, "feature": 0, "label": 0}
         self._alerts: dict[str, int] = {}
         self._status: dict[str, int] = {"firing": 0, "resolved": 0}
+        self._unmatched = 0
 
     # ------------------------------------------------------------------ processing
     def process(self, events: Iterable[Any]) -> list[Any]:
         """Consume a batch of events in stream order; return the alerts they complete.
 
         Label events are counted (concept drift arrives with a later feature). Events of a
-        model stream are buffered until a block of ``block`` events is complete.
+        model stream are buffered until a block of ``block`` events is complete or, with
+        ``block_seconds`` set, until an event arrives ``block_seconds`` of event time after
+        the block's first one (so a quiet model's alerts do not wait for ``block`` events);
+        both rules depend on the events only, never on batches or the wall clock.
         """
         out: list[tuple] = []
         models = self._models
@@ -71,10 +79,12 @@ class Monitor:
         st: ModelStream | None = None
         pending = ptimes = None
         block = 0
+        span = 0.0
         for ev in events:
             kind = ev.kind
             counts[kind] += 1
             if kind == "label":
+                out.extend(self._label(ev))
                 continue
             if st is None or ev.model != last_model or ev.model_version != last_version:
                 last_model, last_version = ev.model, ev.model_version
@@ -83,11 +93,15 @@ class Monitor:
                     versions = models[last_model] = {}
                 st = versions.get(last_version)
                 if st is None:
-                    st = versions[last_version] = ModelStream(
-                        last_model, last_version, self.config.for_model(last_model)
-                    )
+                    st = versions[last_version] = self._new_stream(last_model, last_version)
                 pending, ptimes, block = st.pending, st.ptimes, st.settings.block
-            pending.append(ev.features)
+                span = st.settings.block_seconds
+            if span and ptimes and ev.timestamp - ptimes[0] >= span:
+                out.extend(st.run_block())  # event-time limit: close the block first
+                pending, ptimes = st.pending, st.ptimes
+            if kind == "prediction" and ev.prediction_id is not None:
+                st.joins.add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
+            pending.append(ev)
             ptimes.append(ev.timestamp)
             if len(pending) >= block:
                 out.extend(st.run_block())
@@ -97,6 +111,32 @@ class Monitor:
             self._alerts[a.kind] = self._alerts.get(a.kind, 0) + 1
             self._status[a.status] = self._status.get(a.status, 0) + 1
         return alerts
+
+    def _new_stream(self, model: str, version: str | None) -> ModelStream:
+        """A model stream, seeded from the baseline or (a new version) from its siblings."""
+        settings = self.config.for_model(model)
+        profile = None if self.baseline is None else self.baseline.profile(model, version)
+        sibling = None
+        others = [s for s in self._models.get(model, {}).values() if s.version != version]
+        if others:
+            sibling = max(others, key=lambda s: (s.out_seq, s.version or ""))
+        return ModelStream(model, version, settings, profile=profile, sibling=sibling)
+
+    def _label(self, ev: Any) -> list[tuple]:
+        """Join a label with its prediction (see ``_outcomes``); unmatched ones are counted."""
+        versions = self._models.get(ev.model)
+        if versions:
+            first = versions.get(ev.model_version) if ev.model_version is not None else None
+            cands = [first] if first is not None else []
+            cands += [v for k, v in sorted(versions.items(), key=_version_key) if v is not first]
+            for st in cands:
+                if ev.prediction_id in st.joins.table:
+                    entry = st.joins.take(ev.prediction_id, ev.timestamp)
+                    if entry is None:
+                        return []
+                    return st.add_outcome(entry, ev.label, ev.timestamp)
+        self._unmatched += 1
+        return []
 
     # ------------------------------------------------------------------ models
     def models(self) -> list[str]:
@@ -159,5 +199,6 @@ class Monitor:
             "events": dict(self._events),
             "alerts": dict(self._alerts),
             "alerts_by_status": dict(self._status),
+            "labels_unmatched": self._unmatched,
             "models": len(self._models),
         }

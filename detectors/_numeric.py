@@ -8,7 +8,8 @@ its warm-up it transforms values to reference ranks (see ``_reference``) and run
 - ``scale``: two CUSUMs on the standardised spread score (variance up, down);
 - ``shape``: a chi-square test of the last ``window_blocks`` blocks against the reference in
   equiprobable bins, checked once per block (catches shape changes with unchanged mean and
-  variance, e.g. unimodal to bimodal).
+  variance, e.g. unimodal to bimodal);
+- ``adwin``: river's ADWIN on means of ``adwin_sub`` location scores (see ``_adwin``).
 
 Everything is vectorised over the block; the only per-event Python work in the whole core is
 extracting the value from the event's dict.
@@ -23,6 +24,7 @@ import numpy as np
 from datasketches import kll_doubles_sketch
 from scipy.special import ndtr
 
+from ._adwin import AdwinDetector, adwin_delta, adwin_inputs
 from ._cusum import cusum_path, cusum_threshold
 from ._homogeneity import chi2_homogeneity, psi
 from ._policy import window_alpha
@@ -78,6 +80,7 @@ class NumericFeature:
         self.zero_seq = np.zeros(4, dtype=np.int64)
         self.zero_time = np.zeros(4)
         self.ring: BlockRing | None = None
+        self.adwin: AdwinDetector | None = None
 
     def restart_reference(self) -> None:
         """Forget the reference; the next ``warmup`` values form a new one."""
@@ -152,7 +155,7 @@ class NumericFeature:
             "current": {"start": rfc3339(start), "end": rfc3339(end), "count": int(count)},
         }
 
-    def _cusum_signal(self, c, t, path, prefix, times, seq0, h, settings) -> Signal:
+    def _cusum_signal(self, c, t, path, prefix, times, seq0, h, settings, via=None) -> Signal:
         """Evidence of CUSUM ``c`` crossing at block index ``t``.
 
         ``path`` (4, B) is the feature's CUSUM path in this block and ``prefix`` (4, B) the
@@ -164,6 +167,9 @@ class NumericFeature:
         A location shift also moves the spread score (values pile up at one end of the
         reference), so when the spread CUSUM crosses first but the data after the change point
         show a significant location shift (rank test), the alert is attributed to ``mean``.
+
+        ``via`` (a sentence) marks an alarm raised by another detector (ADWIN) that uses this
+        CUSUM's excursion as its change point and evidence; the alert is attributed to it.
         """
         ref = self.reference
         B = path.shape[1]
@@ -194,7 +200,7 @@ class NumericFeature:
         p = float(ndtr(-shift / se))
         detector = _STATS[c]
         side = _SIDE[c]
-        crossed = f"CUSUM {score:.1f} crossed its threshold {h[c]:.1f}"
+        crossed = f"CUSUM {score:.1f} crossed its threshold {h[c]:.1f}" if via is None else via
         if detector == "scale":
             z_loc = (zs / cnt) / math.sqrt(1.0 / cnt + 1.0 / ref.n)
             if float(ndtr(-abs(z_loc))) * 2 < settings.confirm_alpha:
@@ -235,6 +241,8 @@ class NumericFeature:
             "current_mean": after,
             "current_sd": after_sd,
         }
+        if via is not None:
+            detector, stats["statistic"] = "adwin", "adwin_mean"
         return Signal(
             detector=detector,
             index=t,
@@ -354,6 +362,7 @@ class NumericFeature:
             "zero_seq": self.zero_seq,
             "zero_time": self.zero_time,
             "ring": None if self.ring is None else self.ring.to_state(),
+            "adwin": None if self.adwin is None else self.adwin.to_state(),
         }
 
     @classmethod
@@ -372,6 +381,8 @@ class NumericFeature:
         f.zero_seq = s["zero_seq"]
         f.zero_time = s["zero_time"]
         f.ring = None if s["ring"] is None else BlockRing.from_state(s["ring"])
+        ad = s.get("adwin")
+        f.adwin = None if ad is None else AdwinDetector.from_state(ad)
         return f
 
 
@@ -558,6 +569,7 @@ def update_numeric(
         cus[fired] = 0.0
         zero_seq[fired] = seq0 + B
         zero_time[fired] = times[-1]
+    _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, masks, h, out)
     # windowed shape test on equiprobable reference bins
     nbins = settings.bins
     Uf = U if all_fin else np.where(finl, U, 0.0)
@@ -585,3 +597,66 @@ def update_numeric(
             j = check[m]
             out[live[j]].append(sub[j]._shape_signal(float(stat[m]), float(p[m]), alpha, times, B))
     return out
+
+
+def _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, masks, h, out):
+    """Feed each enabled feature's ADWIN its sub-block means of this block (see ``_adwin``).
+
+    A cut is turned into a ``mean``-type signal whose change point and evidence are those of
+    the location CUSUM pointing the same way (the start of its current excursion, a
+    maximum-likelihood change-point estimate): ADWIN's own window after the cut can reach far
+    back before the change (it drops old buckets only while a split stays significant), which
+    would dilute the confirming two-sample test. Runs before the CUSUM state and the window
+    ring take this block, so both still describe the data before it.
+    """
+    S = settings.adwin_sub
+    on = [j for j, i in enumerate(live) if "adwin" in masks[i]]
+    if not on or S <= 0:
+        return
+    dets = []
+    for j in on:
+        f = sub[j]
+        if f.adwin is None:
+            f.adwin = AdwinDetector(adwin_delta(rate, S), S)
+        dets.append(f.adwin)
+    B = z.shape[2]
+    if all_fin and B % S == 0 and not any(d.acc_n for d in dets):  # the common case
+        means = z[on, 0, :].reshape(len(on), B // S, S).mean(axis=2).tolist()
+        ends = np.arange(S - 1, B, S)
+        batches = [(m, ends) for m in means]
+    else:
+        batches = [
+            adwin_inputs(d, z[j, 0], None if all_fin else finl[j])
+            for j, d in zip(on, dets, strict=True)
+        ]
+    k = settings.cusum_k
+    for j, d, (vals, ends) in zip(on, dets, batches, strict=True):
+        if not vals:
+            continue
+        hits = d.feed(vals)
+        if not hits:
+            continue
+        pos, width, zmean = hits[0]
+        t = int(ends[pos])
+        f = sub[j]
+        steps = np.empty((4, B))
+        steps[0::2] = z[j]
+        steps[1::2] = -z[j]
+        steps -= k
+        if not all_fin:
+            steps *= finl[j]
+        path = cusum_path(f.cusum, steps)
+        c = 0 if path[0, t] >= path[1, t] else 1
+        row_x = Xz[live[j]]
+        prefix = np.cumsum(
+            np.stack([finl[j].astype(np.float64), row_x, row_x * row_x, z[j, 0]]), axis=1
+        )
+        via = (
+            f"ADWIN (delta {d.delta:.2g}) cut its window of sub-block means, "
+            f"change point from the location CUSUM ({path[c, t]:.1f})"
+        )
+        sig = f._cusum_signal(c, t, path, prefix, times, seq0, h[j], settings, via=via)
+        sig.statistics["adwin_delta"] = d.delta
+        sig.statistics["adwin_width"] = int(width)
+        sig.statistics["adwin_window_mean"] = zmean
+        out[live[j]].append(sig)

@@ -15,7 +15,10 @@ Confirmation
     A CUSUM alarm fires only if a two-sample test of the reference against the data after the
     CUSUM's change point (the start of its excursion) rejects at ``confirm_alpha``. The test's
     variance includes the reference's own sampling error, so alarms produced by an unlucky
-    (short) reference rather than by the stream are dropped.
+    (short) reference rather than by the stream are dropped. Windowed tests are not
+    confirmed: requiring two consecutive rejections was measured to double their delay and to
+    lose detections, while their false alarms mostly come from an unusual reference sample,
+    which every later check shares (the budget already counts every check).
 Deduplication and resolution
     One incident per feature: while an alert is firing, further alarms of the feature are
     counted, not emitted. The incident resolves when a full window after it matches the
@@ -37,8 +40,8 @@ from ._timefmt import rfc3339
 
 __all__ = ["FeaturePolicy", "alert_id", "make_alert", "window_alpha"]
 
-_CUSUM_DETECTORS = frozenset({"mean", "scale"})
-_ORDER = {"mean": 0, "scale": 1, "shape": 2, "frequency": 3}
+_CUSUM_DETECTORS = frozenset({"mean", "scale", "adwin"})  # confirmed by a two-sample test
+_ORDER = {"mean": 0, "scale": 1, "shape": 2, "frequency": 3, "adwin": 4}
 KIND = "data_drift"
 
 
@@ -143,6 +146,7 @@ class FeaturePolicy:
         "detector",
         "fired_block",
         "fired_seq",
+        "kind",
         "severity",
     )
 
@@ -154,6 +158,7 @@ class FeaturePolicy:
         self.fired_block = 0
         self.adopting = False
         self.cooldown_until = 0
+        self.kind = KIND
 
     def to_state(self) -> dict:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -162,7 +167,7 @@ class FeaturePolicy:
     def from_state(cls, s: dict) -> FeaturePolicy:
         p = cls()
         for name in cls.__slots__:
-            setattr(p, name, s[name])
+            setattr(p, name, s.get(name, KIND) if name == "kind" else s[name])
         return p
 
     def step(
@@ -172,12 +177,20 @@ class FeaturePolicy:
         *,
         ctx: dict[str, Any],
         counters: dict[str, int],
+        kind: str = KIND,
+        name: Any = ...,
     ) -> list[tuple[int, Any]]:
         """Apply the policy to one feature after one block; return ``(seq, alert)`` pairs.
 
         ``ctx`` holds ``model``, ``version``, ``settings``, ``seq0``, ``block`` (index),
-        ``times`` (the block's event times).
+        ``times`` (the block's event times) and optionally ``segment``. ``kind`` is the alert
+        kind of the feature's drift signals (a signal may name its own in ``extra["kind"]``);
+        ``name`` the alert's ``feature`` (default ``feature.name``; ``None`` for the model's
+        outputs). Within a block, a schema signal wins over the others (it is the cause of the
+        missing or odd values the others see), then the earliest.
         """
+        if name is ...:
+            name = feature.name
         settings = ctx["settings"]
         seq0, times = ctx["seq0"], ctx["times"]
         end_seq = seq0 + len(times)
@@ -195,14 +208,21 @@ class FeaturePolicy:
             eligible = [s for s in confirmed if seq0 + s.index >= self.cooldown_until]
             counters["suppressed"] += len(confirmed) - len(eligible)
             if eligible:
-                sig = min(eligible, key=lambda s: (s.index, _ORDER.get(s.detector, 9)))
+                sig = min(
+                    eligible,
+                    key=lambda s: (
+                        s.extra.get("kind") != "schema",
+                        s.index,
+                        _ORDER.get(s.detector, 9),
+                    ),
+                )
                 counters["suppressed"] += len(eligible) - 1
                 seq = seq0 + sig.index
                 alert = make_alert(
                     model=ctx["model"],
                     version=ctx["version"],
-                    feature=feature.name,
-                    detector=sig.detector,
+                    feature=name,
+                    detector=sig.extra.get("detector", sig.detector),
                     status="firing",
                     severity=sig.severity,
                     event_time=float(times[sig.index]),
@@ -210,10 +230,13 @@ class FeaturePolicy:
                     window=sig.window,
                     statistics=sig.statistics,
                     message=sig.message,
+                    kind=sig.extra.get("kind", kind),
+                    segment=ctx.get("segment"),
                 )
                 out.append((seq, alert))
                 self.active = alert.alert_id
-                self.detector = sig.detector
+                self.kind = alert.kind
+                self.detector = alert.detector
                 self.severity = sig.severity
                 self.fired_seq = seq
                 self.fired_block = ctx["block"]
@@ -224,7 +247,7 @@ class FeaturePolicy:
         counters["suppressed"] += len(confirmed)
         if self.adopting:
             if feature.live:
-                out.append(self._resolve(feature, ctx, end_seq, "new_reference", None))
+                out.append(self._resolve(feature, ctx, end_seq, "new_reference", None, name))
             return out
         if end_seq - self.fired_seq >= settings.readapt_after:
             feature.restart_reference()
@@ -233,20 +256,24 @@ class FeaturePolicy:
         if ctx["block"] - self.fired_block >= settings.window_blocks:
             pv = feature.window_pvalues()
             if pv is not None and min(pv) >= settings.resolve_alpha:
-                out.append(self._resolve(feature, ctx, end_seq, "returned_to_reference", pv))
+                out.append(
+                    self._resolve(feature, ctx, end_seq, "returned_to_reference", pv, name)
+                )
                 self.cooldown_until = end_seq + settings.cooldown
         return out
 
-    def _resolve(self, feature, ctx, end_seq, reason, pv) -> tuple[int, Any]:
+    def _resolve(self, feature, ctx, end_seq, reason, pv, name) -> tuple[int, Any]:
         times = ctx["times"]
+        what = f"'{feature.name}'" if name is not None else f"the model's {feature.name}"
+        label = "Drift" if self.kind == KIND else self.kind.replace("_", " ").capitalize()
         if reason == "new_reference":
             msg = (
-                f"Drift alert on '{feature.name}' resolved: the new distribution, which lasted "
+                f"{label} alert on {what} resolved: the new distribution, which lasted "
                 f"{end_seq - self.fired_seq} events, was adopted as the reference."
             )
         else:
             msg = (
-                f"Drift alert on '{feature.name}' resolved: the last values match the "
+                f"{label} alert on {what} resolved: the last values match the "
                 f"reference again (p={min(pv):.2g})."
             )
         stats = {
@@ -274,7 +301,7 @@ class FeaturePolicy:
         alert = make_alert(
             model=ctx["model"],
             version=ctx["version"],
-            feature=feature.name,
+            feature=name,
             detector=self.detector,
             status="resolved",
             severity=self.severity,
@@ -283,6 +310,8 @@ class FeaturePolicy:
             window=window,
             statistics=stats,
             message=msg,
+            kind=self.kind,
+            segment=ctx.get("segment"),
         )
         self.active = None
         self.adopting = False

@@ -1,13 +1,31 @@
-"""One model stream (model, model version): the event buffer and its feature states.
+"""One model stream (model, model version): the event buffer and every signal's state.
 
 Events are buffered and processed in blocks cut at fixed event counts of the stream
 (``settings.block``), never at the caller's batch boundaries; a dump in the middle of a block
 saves the buffered events too. That is what makes the alerts independent of batching and of
-dump/load: the same events always form the same blocks.
+dump/load: the same events always form the same blocks. Per block the stream runs
+
+- feature drift (``_numeric``, ``_categorical``) and schema/data quality (``_quality``) of
+  every feature, one incident per feature (``_policy``);
+- the model's outputs: the prediction as a pseudo-feature (``prediction_drift``: its
+  distribution and null/type/range rates) and ``latency_ms`` (``latency``). A new model
+  version starts with the outputs of the model's busiest other version as its reference, so
+  a canary is judged against the stable model from its first block;
+- segments (top level only): the events of each tracked segment value go to a child stream
+  of their own (the same signals, alerts carrying ``segment``).
+
+Labels (``_outcomes``) join the predictions remembered by the stream and are processed in
+blocks of ``outcome_block`` outcomes, cut at fixed outcome counts.
+
+The false-alarm budget of the stream is split over all its units (drift detectors, three
+quality tests per feature, the outputs' detectors, the error stream's two); with ``K``
+segment keys tracked, the stream and each key's slices get ``1 / (1 + K)`` of it (the slices
+of one key see each event once between them, so their alarms add up to that share).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from operator import itemgetter
 from typing import Any
 
@@ -16,7 +34,9 @@ import numpy as np
 from ._categorical import CategoricalFeature
 from ._config import StreamSettings
 from ._numeric import NumericFeature, update_numeric
+from ._outcomes import LabelJoin, Outcomes
 from ._policy import FeaturePolicy
+from ._quality import CLASSES, UNITS, QualityTable, column_classes
 from .exceptions import StateError
 
 __all__ = ["ModelStream"]
@@ -24,27 +44,112 @@ __all__ = ["ModelStream"]
 _NUMERIC_TYPES = frozenset({int, float})
 _NONE = type(None)
 _ALL = ("mean", "scale", "shape", "frequency")
-_APPLIES = {"numeric": ("mean", "scale", "shape"), "categorical": ("frequency",)}
+_APPLIES = {"numeric": ("mean", "scale", "shape", "adwin"), "categorical": ("frequency",)}
+_OUT_MASK = {"numeric": ("mean", "scale", "shape"), "categorical": ("frequency",)}
+_OUT_KIND = {"prediction": "prediction_drift", "latency_ms": "latency"}
+_TESTED, _OUTSIDE = CLASSES.index("tested"), CLASSES.index("out")
+
+
+class _Column:
+    """What the alert policy sees for one monitored column: drift state plus quality tests."""
+
+    __slots__ = ("drift", "name", "quality")
+
+    def __init__(self, name: str, drift: Any, quality: QualityTable) -> None:
+        self.name, self.drift, self.quality = name, drift, quality
+
+    @property
+    def live(self) -> bool:
+        return (self.drift is None or self.drift.live) and self.quality.live(self.name)
+
+    def restart_reference(self) -> None:
+        if self.drift is not None:
+            self.drift.restart_reference()
+        self.quality.restart(self.name)
+
+    def window_pvalues(self) -> tuple[float, ...] | None:
+        ps: list[float] = []
+        if self.drift is not None:
+            ps.extend(self.drift.window_pvalues() or ())
+        q = self.quality.resolve_pvalue(self.name)
+        if q is not None:
+            ps.append(q)
+        return tuple(ps) if ps else None
+
+    def reference_span(self) -> tuple[float, float, int] | None:
+        span = self.drift.reference_span() if self.drift is not None else None
+        if span is None:
+            s = self.quality.ref_span.get(self.name)
+            if s is None or s[0] != s[0]:
+                return None
+            return s[0], s[1], int(self.quality.ref[self.quality.index[self.name], 0])
+        return span
+
+
+def _infer(col: tuple, forced: str | None) -> str | None:
+    if forced is not None:
+        return forced
+    types = set(map(type, col))
+    types.discard(_NONE)
+    if not types:
+        return None  # only missing values so far: decide later
+    return "numeric" if types <= _NUMERIC_TYPES else "categorical"
+
+
+def _floats(col: tuple) -> np.ndarray:
+    try:
+        return np.array(col, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array(
+            [v if v.__class__ in _NUMERIC_TYPES else None for v in col], dtype=np.float64
+        )
 
 
 class ModelStream:
-    """Buffer, features and incident states of one (model, version)."""
+    """Buffer, features, outputs, labels, slices and incident states of one (model, version)."""
 
-    def __init__(self, model: str, version: str | None, settings: StreamSettings) -> None:
+    def __init__(
+        self,
+        model: str,
+        version: str | None,
+        settings: StreamSettings,
+        *,
+        segment: dict[str, str] | None = None,
+        profile: dict | None = None,
+        sibling: ModelStream | None = None,
+    ) -> None:
         self.model = model
         self.version = version
         self.settings = settings
+        self.segment = segment
         self.seq = 0  # events in completed blocks
         self.blocks = 0
-        self.pending: list[dict] = []
+        self.pending: list[Any] = []  # events
         self.ptimes: list[float] = []
         self.features: dict[str, Any] = {}
         self.policies: dict[str, FeaturePolicy] = {}
         self.invalid: dict[str, int] = {}
         self.counters = {"unconfirmed": 0, "suppressed": 0}
+        self.quality = QualityTable(settings.window_blocks, settings.warmup)
+        self.frozen_schema = False
+        self.outputs: dict[str, Any] = {}
+        self.out_quality = QualityTable(settings.window_blocks, settings.warmup)
+        self.out_policies: dict[str, FeaturePolicy] = {}
+        self.out_seq = 0
+        self.out_blocks = 0
+        self.ref_version: str | None = None
+        self.joins = LabelJoin(settings.label_ttl, settings.max_pending_labels)
+        self.outcomes = Outcomes()
+        self.share = 1.0
+        self.slices: dict[tuple[str, str], ModelStream] = {}
+        self.seg_counts: dict[str, dict[str, int]] = {}
         self._order: list[str] = []  # feature names of the last block (cache)
         self._order_stale = True
         self._nkeys = 0
+        if profile is not None:
+            self._seed(profile)
+        if sibling is not None:
+            self._inherit(sibling)
 
     # ------------------------------------------------------------------ helpers
     def _mask(self, name: str, kind: str) -> tuple[str, ...]:
@@ -54,33 +159,77 @@ class ModelStream:
     def rate_per_unit(self) -> float:
         """False-alarm rate per event allotted to each detector unit of this stream."""
         units = sum(len(self._mask(n, f.kind)) for n, f in self.features.items())
-        return self.settings.false_alarms_per_million / 1e6 / max(units, 1)
+        units += UNITS * (len(self.quality.names) + len(self.out_quality.names))
+        units += sum(len(_OUT_MASK[f.kind]) for f in self.outputs.values())
+        units += 2 if self.outcomes.task is not None else 0
+        return self.settings.false_alarms_per_million * self.share / 1e6 / max(units, 1)
 
-    def _create(self, name: str, col: tuple) -> None:
-        kind = self.settings.feature(name).kind
-        if kind is None:
-            types = set(map(type, col))
-            types.discard(_NONE)
-            if not types:
-                return  # only missing values so far: decide later
-            kind = "numeric" if types <= _NUMERIC_TYPES else "categorical"
+    def _new_feature(self, name: str, kind: str) -> Any:
         if kind == "numeric":
-            self.features[name] = NumericFeature(name)
-        else:
-            self.features[name] = CategoricalFeature(name, self.settings.heavy_hitters)
-        self.policies[name] = FeaturePolicy()
+            return NumericFeature(name)
+        return CategoricalFeature(name, self.settings.heavy_hitters)
+
+    def _seed(self, profile: dict) -> None:
+        """Frozen references from a baseline profile (see ``_baseline``)."""
+        from ._baseline import feature_from_profile
+
+        s = self.settings
+        self.frozen_schema = True
+        self.quality.new_events = self.out_quality.new_events = int(profile["events"])
+        for name, fp in sorted(profile["features"].items()):
+            if name in s.ignore:
+                continue
+            seen = fp.get("categories") if fp.get("categories_complete") else None
+            self.quality.seed(name, fp["counts"], seen)
+            self.policies[name] = FeaturePolicy()
+            f = feature_from_profile(name, fp, s, s.feature(name).kind)
+            if f is not None:
+                self.features[name] = f
+        for name in ("prediction", "latency_ms"):
+            fp = profile.get(name)
+            if not fp:
+                continue
+            f = feature_from_profile(name, fp, s, None)
+            if f is None:
+                continue
+            self.outputs[name] = f
+            self.out_policies[name] = FeaturePolicy()
+            if name == "prediction":
+                seen = fp.get("categories") if fp.get("categories_complete") else None
+                self.out_quality.seed(name, fp["counts"], seen)
+
+    def _inherit(self, other: ModelStream) -> None:
+        """A new version: the outputs of ``other`` (the stable version) as the reference."""
+        from ._baseline import copy_reference
+
+        src = other.outputs.get("prediction")
+        if src is None or not src.live or "prediction" in self.outputs:
+            return
+        self.outputs["prediction"] = copy_reference(src, self.settings)
+        self.out_policies["prediction"] = FeaturePolicy()
+        q = other.out_quality
+        if q.live("prediction"):
+            i = q.index["prediction"]
+            self.out_quality.seed(
+                "prediction", dict(zip(CLASSES, q.ref[i].tolist(), strict=True)),
+                q.seen.get("prediction"),
+            )
+        self.ref_version = other.version if other.version is not None else "(unversioned)"
 
     # ------------------------------------------------------------------ processing
     def run_block(self) -> list[tuple[int, str, Any]]:
         """Process the buffered block; return ``(seq, feature, alert)`` triples."""
-        feats = self.pending
+        events = self.pending
         times = np.array(self.ptimes, dtype=np.float64)
         self.pending, self.ptimes = [], []
-        B = len(feats)
+        B = len(events)
         seq0 = self.seq
-        ignore = self.settings.ignore
+        settings = self.settings
+        ignore = settings.ignore
+        feats = [e.features for e in events]
         order = self._order
         cols: list[tuple] | None = None
+        absent: dict[str, int] = {}
         # fast path: every event has the known keys and no others (checked by key counts)
         if not self._order_stale and order and sum(map(len, feats)) == self._nkeys * B:
             try:
@@ -92,11 +241,23 @@ class ModelStream:
             names = set().union(*feats)
             self._nkeys = len(names) if sum(map(len, feats)) == len(names) * B else -1
             names.update(self.features)
+            names.update(self.quality.index)
             order = sorted(n for n in names if n not in ignore)
             cols = [tuple([f.get(n) for f in feats]) for n in order]
+            for n in order:
+                present = sum(1 for f in feats if n in f)
+                if present != B:
+                    absent[n] = B - present
+        quality = self.quality
+        new = self.frozen_schema or self.seq >= settings.warmup
         for name, col in zip(order, cols, strict=True):
+            if name not in quality.index:
+                quality.add(name, new=new)
+                self.policies[name] = FeaturePolicy()
             if name not in self.features:
-                self._create(name, col)
+                kind = _infer(col, settings.feature(name).kind)
+                if kind is not None:
+                    self.features[name] = self._new_feature(name, kind)
         self._order = order
         self._order_stale = any(n not in self.features for n in order)
         live = [(n, c) for n, c in zip(order, cols, strict=True) if n in self.features]
@@ -106,38 +267,312 @@ class ModelStream:
         ctx = {
             "model": self.model,
             "version": self.version,
-            "settings": self.settings,
+            "settings": settings,
             "seq0": seq0,
             "times": times,
             "block": self.blocks,
+            "segment": self.segment,
         }
-        out: list[tuple[int, str, Any]] = []
+        # quality counts of every column (before the references move in this block)
+        F = len(quality.names)
+        counts = np.zeros((F, len(CLASSES)), dtype=np.int64)
+        ab = np.zeros((F, 2))
+        cats: dict[str, Counter] = {}
+        col_of = dict(zip(order, cols, strict=True))
+        for i, name in enumerate(quality.names):
+            col = col_of.get(name)
+            if col is None:
+                counts[i, :2] = B  # every event lacks it (now ignored)
+                continue
+            f = self.features.get(name)
+            if f is not None and f.kind == "categorical":
+                c = cats[name] = Counter(col)
+                counts[i] = column_classes(col, absent.get(name, 0), c)
+                counts[i, _TESTED], counts[i, _OUTSIDE] = quality.unseen(name, c)
+                ab[i] = quality.range_prior(name)
+            else:
+                counts[i] = column_classes(col, absent.get(name, 0))
+        if numeric:
+            idx = [j for j, (n, _) in enumerate(numeric) if self.features[n].live]
+            if idx:
+                refs = [self.features[numeric[j][0]].reference for j in idx]
+                lo = np.array([r.grid_x[0] for r in refs])[:, None]
+                hi = np.array([r.grid_x[-1] for r in refs])[:, None]
+                sub = matrix[idx]
+                outside = ((sub < lo) | (sub > hi)).sum(axis=1)
+                tested = np.isfinite(sub).sum(axis=1)
+                rows_q = [quality.index[numeric[j][0]] for j in idx]
+                counts[rows_q, _TESTED] = tested
+                counts[rows_q, _OUTSIDE] = outside
+                ab[rows_q, 0] = 2.0
+                ab[rows_q, 1] = [max(r.n - 1, 1) for r in refs]
+        quality.observe(counts, cats, float(times[0]), float(times[-1]))
+        last_absent = counts[:, 1] / max(B, 1)
+        qsig = quality.signals(rate, B, times, ab, self.features, last_absent)
+        # outputs: combined with the features' numeric pass when the stream is all predictions
+        preds = events if all(e.kind == "prediction" for e in events) else [
+            e for e in events if e.kind == "prediction"
+        ]
+        out_cols = self._output_columns(preds)
+        combined = [
+            n
+            for n in ("prediction", "latency_ms")
+            if n in out_cols
+            and self.outputs[n].kind == "numeric"
+            and len(preds) == B
+            and self.out_seq == self.seq
+        ]
+        extra_rows = [out_cols[n][1] for n in combined]
+        if extra_rows:
+            matrix = np.concatenate([matrix, np.array(extra_rows)]) if numeric else np.array(
+                extra_rows
+            )
+        num_feats = [self.features[n] for n, _ in numeric] + [self.outputs[n] for n in combined]
+        masks = [self._mask(n, "numeric") for n, _ in numeric] + [_OUT_MASK["numeric"]] * len(
+            combined
+        )
         num_signals = update_numeric(
-            [self.features[n] for n, _ in numeric],
-            matrix,
+            num_feats,
+            matrix.reshape(len(num_feats), B),
             times,
             seq0,
-            self.settings,
+            settings,
             rate,
-            [self._mask(n, "numeric") for n, _ in numeric],
+            masks,
         )
-        by_name = dict(zip((n for n, _ in numeric), num_signals, strict=True))
-        for name, col in live:
-            feature = self.features[name]
-            if feature.kind == "numeric":
-                signals = by_name[name]
+        by_name = dict(zip((n for n, _ in numeric), num_signals, strict=False))
+        out_signals = {
+            n: s for n, s in zip(combined, num_signals[len(numeric) :], strict=True)
+        }
+        out: list[tuple[int, str, Any]] = []
+        for name in quality.names:
+            feature = self.features.get(name)
+            if feature is None:
+                signals = []
+            elif feature.kind == "numeric":
+                signals = by_name.get(name, [])
+            elif name not in col_of:
+                signals = []
             else:
                 mask = self._mask(name, feature.kind)
-                signals = feature.update(col, times, seq0, self.settings, rate, mask)
+                signals = feature.update(col_of[name], times, seq0, settings, rate, mask)
+            signals = signals + qsig.get(name, [])
+            view = _Column(name, feature, quality)
             for seq, alert in self.policies[name].step(
-                feature, signals, ctx=ctx, counters=self.counters
+                view, signals, ctx=ctx, counters=self.counters
             ):
                 out.append((seq, name, alert))
+        if preds:
+            out.extend(self._run_outputs(preds, out_cols, out_signals, rate))
+        if self.joins.table:
+            self.joins.expire(float(times[-1]))
         self.seq += B
         self.blocks += 1
+        if self.segment is None:
+            segs = [e.segment for e in events]
+            if any(segs):
+                out.extend(self._route(events, segs))
         out.sort(key=lambda t: (t[0], t[1], t[2].status))
         return out
 
+    def _output_columns(self, preds: list) -> dict[str, tuple[tuple, np.ndarray | None]]:
+        """Raw and (numeric) float columns of the outputs; creates their states."""
+        out: dict[str, tuple[tuple, np.ndarray | None]] = {}
+        if not preds:
+            return out
+        for name in ("prediction", "latency_ms"):
+            col = tuple([getattr(e, name) for e in preds])
+            f = self.outputs.get(name)
+            if f is None:
+                kind = _infer(col, "numeric" if name == "latency_ms" else None)
+                if kind is None or (name == "latency_ms" and col.count(None) == len(col)):
+                    continue
+                f = self.outputs[name] = self._new_feature(name, kind)
+                self.out_policies[name] = FeaturePolicy()
+            out[name] = (col, _floats(col) if f.kind == "numeric" else None)
+        return out
+
+    def _run_outputs(self, preds, out_cols, done, rate) -> list[tuple[int, str, Any]]:
+        settings = self.settings
+        P = len(preds)
+        times = np.array([e.timestamp for e in preds], dtype=np.float64)
+        seq0 = self.out_seq
+        signals: dict[str, list] = dict(done)
+        rest = [n for n in out_cols if n not in done and self.outputs[n].kind == "numeric"]
+        if rest:
+            res = update_numeric(
+                [self.outputs[n] for n in rest],
+                np.array([out_cols[n][1] for n in rest]),
+                times,
+                seq0,
+                settings,
+                rate,
+                [_OUT_MASK["numeric"]] * len(rest),
+            )
+            signals.update(zip(rest, res, strict=True))
+        pf = self.outputs.get("prediction")
+        if pf is not None and pf.kind == "categorical" and "prediction" in out_cols:
+            signals["prediction"] = pf.update(
+                out_cols["prediction"][0], times, seq0, settings, rate, ("frequency",)
+            )
+        # null, type and range rates of the prediction
+        q = self.out_quality
+        if "prediction" in out_cols:
+            if "prediction" not in q.index:
+                q.add("prediction", new=False)
+            col, x = out_cols["prediction"]
+            counter = Counter(col) if pf.kind == "categorical" else None
+            counts = column_classes(col, 0, counter)
+            ab = np.zeros((1, 2))
+            cats = {"prediction": counter} if counter is not None else {}
+            if counter is not None:
+                counts[_TESTED], counts[_OUTSIDE] = q.unseen("prediction", counter)
+                ab[0] = q.range_prior("prediction")
+            elif pf.live:
+                r = pf.reference
+                counts[_TESTED] = int(np.isfinite(x).sum())
+                counts[_OUTSIDE] = int(((x < r.grid_x[0]) | (x > r.grid_x[-1])).sum())
+                ab[0] = (2.0, max(r.n - 1, 1))
+            q.observe(counts[None, :], cats, float(times[0]), float(times[-1]))
+            qs = q.signals(
+                rate, P, times, ab, {"prediction": pf}, np.zeros(1), output=True
+            )
+            signals["prediction"] = signals.get("prediction", []) + qs.get("prediction", [])
+        ctx = {
+            "model": self.model,
+            "version": self.version,
+            "settings": settings,
+            "seq0": seq0,
+            "times": times,
+            "block": self.out_blocks,
+            "segment": self.segment,
+        }
+        out = []
+        for name in ("prediction", "latency_ms"):
+            f = self.outputs.get(name)
+            if f is None or name not in self.out_policies:
+                continue
+            sigs = signals.get(name, [])
+            for s in sigs:
+                self._explain_output(name, s, out_cols.get(name))
+            policy = self.out_policies[name]
+            view = _Column(name, f, q) if name == "prediction" else f
+            for seq, alert in policy.step(
+                view, sigs, ctx=ctx, counters=self.counters, kind=_OUT_KIND[name], name=None
+            ):
+                out.append((seq, name, alert))
+            if name == "prediction" and policy.adopting:
+                self.ref_version = None  # its own outputs become the reference
+        self.out_seq += P
+        self.out_blocks += 1
+        return out
+
+    def _explain_output(self, name: str, s: Any, cols: Any) -> None:
+        """Name the output (and the reference version, or p50/p99 for latency) in a signal."""
+        if s.extra.get("kind") not in (None, "prediction_drift"):
+            return
+        if name == "prediction":
+            s.message = f"Model output drift: {s.message}"
+            if self.ref_version is not None:
+                s.statistics["reference_version"] = self.ref_version
+                s.message = (
+                    s.message[:-1] + f" (reference: the outputs of version {self.ref_version})."
+                )
+            return
+        f = self.outputs[name]
+        if cols is None or f.reference is None:
+            return
+        x = cols[1]
+        x = x[np.isfinite(x)]
+        if not len(x):
+            return
+        p50, p99 = (float(v) for v in np.quantile(x, [0.5, 0.99]))
+        r50, r99 = float(f.reference.quantiles[2]), float(f.reference.quantiles[4])
+        s.statistics.update(p50_before=r50, p50_after=p50, p99_before=r99, p99_after=p99)
+        s.message = (
+            f"Prediction latency shifted: p50 {r50:.4g} ms -> {p50:.4g} ms, p99 {r99:.4g} ms -> "
+            f"{p99:.4g} ms (last block); {s.message}"
+        )
+
+    # ------------------------------------------------------------------ labels
+    def add_outcome(self, entry: tuple, label: Any, time: float) -> list[tuple[int, str, Any]]:
+        """A label joined to its prediction ``entry`` (time, prediction, segment)."""
+        out: list[tuple[int, str, Any]] = []
+        o = self.outcomes
+        o.buf.append((time, entry[1], label))
+        if len(o.buf) >= self.settings.outcome_block:
+            times = np.array([r[0] for r in o.buf], dtype=np.float64)
+            seq0, block = o.seq, o.blocks
+            sigs = o.run(self.settings, self.rate_per_unit())
+            ctx = {
+                "model": self.model,
+                "version": self.version,
+                "settings": self.settings,
+                "seq0": seq0,
+                "times": times,
+                "block": block,
+                "segment": self.segment,
+            }
+            for seq, alert in o.policy.step(
+                o.error, sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
+            ):
+                out.append((seq, "error", alert))
+        seg = entry[2]
+        if seg and self.slices:
+            for k, v in seg.items():
+                child = self.slices.get((k, str(v)))
+                if child is not None:
+                    out.extend(child.add_outcome(entry, label, time))
+        return out
+
+    # ------------------------------------------------------------------ segments
+    def _reshare(self) -> None:
+        self.share = 1.0 / (1 + len(self.seg_counts))
+        for child in self.slices.values():
+            child.share = self.share
+
+    def _route(self, events: list, segs: list) -> list[tuple[int, str, Any]]:
+        """Feed the events of tracked segment values to their slice streams."""
+        s = self.settings
+        out: list[tuple[int, str, Any]] = []
+        counts_by_key = self.seg_counts
+        for ev, seg in zip(events, segs, strict=True):
+            if not seg:
+                continue
+            for k, v in seg.items():
+                v = str(v)
+                counts = counts_by_key.get(k)
+                if counts is None:
+                    if len(counts_by_key) >= s.max_segment_keys:
+                        continue
+                    counts = counts_by_key[k] = {}
+                    self._reshare()
+                c = counts[v] = counts.get(v, 0) + 1
+                child = self.slices.get((k, v))
+                if child is None:
+                    if c < s.block or sum(1 for kk, _ in self.slices if kk == k) >= s.max_segments:
+                        if len(counts) > 16 * s.max_segments:
+                            self._prune(k, counts)
+                        continue
+                    child = self.slices[(k, v)] = ModelStream(
+                        self.model, self.version, s, segment={k: v}
+                    )
+                    child.share = self.share
+                child.pending.append(ev)
+                child.ptimes.append(ev.timestamp)
+                if len(child.pending) >= s.block:
+                    out.extend(child.run_block())
+        return out
+
+    def _prune(self, key: str, counts: dict[str, int]) -> None:
+        keep = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: 4 * self.settings.max_segments]
+        kept = dict(keep)
+        for (k, v) in self.slices:
+            if k == key and v in counts:
+                kept[v] = counts[v]
+        self.seg_counts[key] = kept
+
+    # ------------------------------------------------------------------ numeric input
     def _numeric_matrix(self, numeric: list[tuple[str, tuple]], B: int) -> np.ndarray:
         if not numeric:
             return np.zeros((0, B))
@@ -158,50 +593,151 @@ class ModelStream:
 
     # ------------------------------------------------------------------ views
     def status(self) -> dict:
-        return {
+        q = self.quality
+        features = {}
+        for n in sorted(set(self.features) | set(q.index)):
+            f = self.features.get(n)
+            d = f.summary() if f is not None else {"kind": None}
+            d["alert"] = self.policies[n].active if n in self.policies else None
+            if n in q.index:
+                d["schema_reference"] = dict(
+                    zip(CLASSES[:7], q.ref[q.index[n], :7].tolist(), strict=True)
+                )
+            features[n] = d
+        out = {
             "model_version": self.version,
+            "segment": self.segment,
             "events": self.seq + len(self.pending),
             "buffered": len(self.pending),
             "false_alarm_rate_per_detector": self.rate_per_unit(),
             "counters": dict(self.counters),
             "invalid_values": dict(self.invalid),
-            "features": {
-                n: {**f.summary(), "alert": self.policies[n].active}
-                for n, f in sorted(self.features.items())
+            "features": features,
+            "outputs": {
+                n: {**f.summary(), "alert": self.out_policies[n].active}
+                for n, f in sorted(self.outputs.items())
+            },
+            "output_reference_version": self.ref_version,
+            "labels": {
+                **self.joins.counts,
+                "awaiting": len(self.joins.table),
+                **self.outcomes.summary(),
             },
         }
+        if self.segment is None:
+            out["segments"] = [child.status() for _, child in sorted(self.slices.items())]
+        return out
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict:
+        pend = []
+        for e in self.pending:
+            if e.kind == "prediction":
+                pend.append([1, e.features, e.prediction, e.latency_ms, e.segment])
+            else:
+                pend.append([0, e.features, None, None, e.segment])
         return {
             "version": self.version,
+            "segment": self.segment,
             "seq": self.seq,
             "blocks": self.blocks,
-            "pending": self.pending,
+            "pending": pend,
             "ptimes": np.array(self.ptimes, dtype=np.float64),
             "features": [f.to_state() for _, f in sorted(self.features.items())],
             "policies": {n: p.to_state() for n, p in sorted(self.policies.items())},
             "invalid": self.invalid,
             "counters": self.counters,
+            "quality": self.quality.to_state(),
+            "frozen_schema": self.frozen_schema,
+            "outputs": [f.to_state() for _, f in sorted(self.outputs.items())],
+            "out_quality": self.out_quality.to_state(),
+            "out_policies": {n: p.to_state() for n, p in sorted(self.out_policies.items())},
+            "out_counts": [self.out_seq, self.out_blocks],
+            "ref_version": self.ref_version,
+            "joins": self.joins.to_state(),
+            "outcomes": self.outcomes.to_state(),
+            "share": self.share,
+            "seg_counts": {k: [sorted(v), [v[x] for x in sorted(v)]] for k, v in self.seg_counts.items()},
+            "slices": [c.to_state() for _, c in sorted(self.slices.items())],
         }
+
+    @staticmethod
+    def _feature_from_state(fs: dict, settings: StreamSettings) -> Any:
+        if fs["kind"] == "numeric":
+            f = NumericFeature.from_state(fs)
+        elif fs["kind"] == "categorical":
+            f = CategoricalFeature.from_state(fs)
+        else:
+            raise StateError(f"state: unknown feature kind {fs['kind']!r}")
+        ring = f.ring
+        if ring is not None and (
+            ring.size != settings.window_blocks
+            or (f.kind == "numeric" and ring.cells.shape[1] != settings.bins)
+        ):
+            # the window options changed since the state was written: summaries and
+            # sketches are kept, the reference is rebuilt under the new options
+            f.restart_reference()
+        return f
 
     @classmethod
     def from_state(cls, model: str, s: dict, settings: StreamSettings) -> ModelStream:
-        st = cls(model, s["version"], settings)
+        from driftline.schemas import FeatureEvent, PredictionEvent
+
+        st = cls(model, s["version"], settings, segment=s.get("segment"))
         st.seq, st.blocks = int(s["seq"]), int(s["blocks"])
-        st.pending = list(s["pending"])
         st.ptimes = s["ptimes"].tolist()
-        if len(st.pending) != len(st.ptimes):
+        if len(s["pending"]) != len(st.ptimes):
             raise StateError("state: buffered events and times disagree")
-        for fs in s["features"]:
-            if fs["kind"] == "numeric":
-                f = NumericFeature.from_state(fs)
-            elif fs["kind"] == "categorical":
-                f = CategoricalFeature.from_state(fs)
+        for p, t in zip(s["pending"], st.ptimes, strict=True):
+            if isinstance(p, dict):  # format of the feature-drift core
+                p = [0, p, None, None, None]
+            is_pred, feats, pred, lat, seg = p
+            if is_pred:
+                ev = PredictionEvent(
+                    model=model, timestamp=t, features=feats, prediction=pred,
+                    model_version=st.version, segment=seg, latency_ms=lat,
+                )
             else:
-                raise StateError(f"state: unknown feature kind {fs['kind']!r}")
+                ev = FeatureEvent(
+                    model=model, timestamp=t, features=feats, model_version=st.version,
+                    segment=seg,
+                )
+            st.pending.append(ev)
+        for fs in s["features"]:
+            f = cls._feature_from_state(fs, settings)
             st.features[f.name] = f
         st.policies = {n: FeaturePolicy.from_state(p) for n, p in s["policies"].items()}
         st.invalid = dict(s["invalid"])
         st.counters = dict(s["counters"])
+        w, warm = settings.window_blocks, settings.warmup
+        if "quality" in s:
+            st.quality = QualityTable.from_state(s["quality"], w, warm)
+            st.frozen_schema = bool(s["frozen_schema"])
+            for fs in s["outputs"]:
+                f = cls._feature_from_state(fs, settings)
+                st.outputs[f.name] = f
+            st.out_quality = QualityTable.from_state(s["out_quality"], w, warm)
+            st.out_policies = {
+                n: FeaturePolicy.from_state(p) for n, p in s["out_policies"].items()
+            }
+            st.out_seq, st.out_blocks = (int(v) for v in s["out_counts"])
+            st.ref_version = s["ref_version"]
+            st.joins = LabelJoin.from_state(
+                s["joins"], settings.label_ttl, settings.max_pending_labels
+            )
+            st.outcomes = Outcomes.from_state(s["outcomes"])
+            st.share = float(s["share"])
+            st.seg_counts = {
+                k: dict(zip(v[0], v[1], strict=True)) for k, v in s["seg_counts"].items()
+            }
+            for cs in s["slices"]:
+                child = cls.from_state(model, cs, settings)
+                seg = child.segment
+                if not isinstance(seg, dict) or len(seg) != 1:
+                    raise StateError("state: bad segment slice")
+                ((k, v),) = seg.items()
+                st.slices[(k, v)] = child
+        else:  # a state of the feature-drift core: quality restarts from here
+            for n in sorted(st.policies):
+                st.quality.add(n, new=False)
         return st

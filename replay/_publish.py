@@ -6,9 +6,9 @@ order). The value is the original line, byte for byte: publishing must not norma
 producers sent, or a replayed incident would not be the incident. Bad lines are reported as
 in replay and never published.
 
-Sends are not awaited one by one: aiokafka's ``send`` only enqueues into a per-partition
-batch (it waits only when the buffer is full, which is the back-pressure we want) and
-delivery is checked on the futures as they complete and after one ``flush`` at the end.
+Messages are not sent one by one: they are appended to one record batch per partition,
+and full batches are handed to the producer (which waits only when its buffer is full, the
+back-pressure we want); delivery is checked per batch and after one ``flush`` at the end.
 """
 
 from __future__ import annotations
@@ -91,6 +91,53 @@ class Pacer:
             self._w0 = self.clock()
             return 0.0
         return self._w0 + (event_time - self._t0) / self.speed - self.clock()
+
+
+class _Outbox:
+    """One open record batch per topic partition, shipped when full.
+
+    Filling aiokafka's batch builders directly (its C record builder) and handing over whole
+    batches costs a fraction of ``send()`` per message, which goes through metadata checks,
+    partitioning and a future for every record. Order within a partition is kept: batches of
+    one partition are shipped in the order they were filled. Delivery is checked on the
+    futures of whole batches, oldest first, so no callback runs per message.
+    """
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.open: dict[tuple[str, int], Any] = {}
+        self.in_flight: deque[asyncio.Future[Any]] = deque()
+
+    def add(self, topic: str, partition: int, key: bytes, value: bytes) -> bool:
+        """Append one message; ``False`` when the partition's batch is full (ship, retry)."""
+        batch = self.open.get((topic, partition))
+        if batch is None:
+            batch = self.open[topic, partition] = self.producer.create_batch()
+        return batch.append(timestamp=None, key=key, value=value) is not None
+
+    async def ship(self, topic: str, partition: int) -> None:
+        """Hand the partition's open batch to the producer (waits if its buffer is full)."""
+        batch = self.open.pop((topic, partition), None)
+        if batch is not None and batch.record_count():
+            batch.close()
+            self.in_flight.append(await self.producer.send_batch(batch, topic, partition=partition))
+
+    async def ship_all(self) -> None:
+        for topic, partition in list(self.open):
+            await self.ship(topic, partition)
+
+    def reap(self, final: bool) -> None:
+        """Raise :class:`PublishError` for the first failed batch among the completed ones."""
+        while self.in_flight and (final or self.in_flight[0].done()):
+            fut = self.in_flight.popleft()
+            error = fut.exception() if not fut.cancelled() else None
+            if error is not None:
+                raise PublishError(f"messages not delivered: {error}")
+
+    async def wait(self) -> None:
+        """Wait for every shipped batch and check its delivery."""
+        await asyncio.gather(*self.in_flight, return_exceptions=True)
+        self.reap(final=True)
 
 
 def publish_files(
@@ -187,7 +234,7 @@ async def _publish(
     sent: Counter[str] = Counter()
     partitioner = DefaultPartitioner()
     routes: dict[tuple[str, str], tuple[bytes, int]] = {}
-    in_flight: deque[asyncio.Future[Any]] = deque()
+    outbox = _Outbox(producer)
 
     async def route(topic: str, model: str) -> tuple[bytes, int]:
         # The partition of a key never changes during a run, so it is computed once per
@@ -198,19 +245,10 @@ async def _publish(
         routes[topic, model] = key, partitioner(key, partitions, partitions)
         return routes[topic, model]
 
-    def reap(final: bool) -> None:
-        # Delivery is checked on the oldest futures as they complete: no callback per
-        # message, and the deque stays as short as the producer's buffer.
-        while in_flight and (final or in_flight[0].done()):
-            fut = in_flight.popleft()
-            error = fut.exception() if not fut.cancelled() else None
-            if error is not None:
-                raise PublishError(f"message not delivered: {error}")
-
     bar = Progress(progress, desc="publish", counter="sent")
     bad = BadLineLog(strict=strict, show=show_bad, echo=echo or bar.write)
     pacer = Pacer(options.speed)
-    send = producer.send
+    add = outbox.add
     start = time.perf_counter()
     try:
         for path in paths:
@@ -221,23 +259,26 @@ async def _publish(
                         if options.speed is not None:
                             wait = pacer.delay(event.timestamp)
                             if wait > 0:
+                                await outbox.ship_all()  # what is due goes out before the pause
                                 bar.update(0, sum(sent.values()))
                                 await asyncio.sleep(wait)
                         topic = topic_of[event.kind]
                         target = routes.get((topic, event.model))
                         if target is None:
                             target = await route(topic, event.model)
-                        in_flight.append(
-                            await send(
-                                topic, raw.rstrip(b"\r\n"), key=target[0], partition=target[1]
-                            )
-                        )
+                        if not add(topic, target[1], target[0], raw.rstrip(b"\r\n")):
+                            await outbox.ship(topic, target[1])
+                            if not add(topic, target[1], target[0], raw.rstrip(b"\r\n")):
+                                raise PublishError(
+                                    f"{name}: an event of {len(raw):,} bytes exceeds the "
+                                    f"producer batch size ({options.max_batch_bytes:,} bytes)"
+                                )
                         sent[topic] += 1
-                    reap(final=False)
+                    outbox.reap(final=False)
                     bar.update(len(events), sum(sent.values()))
+        await outbox.ship_all()
         await producer.flush()
-        await asyncio.gather(*in_flight, return_exceptions=True)
-        reap(final=True)
+        await outbox.wait()
     except KafkaError as exc:
         raise PublishError(f"publishing to {settings.bootstrap_servers} failed: {exc}") from None
     finally:

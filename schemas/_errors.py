@@ -39,7 +39,7 @@ class ContractError(ValueError):
 # through parse_event) are named by their Python type name.
 _JSON_NAMES = {
     dict: "object",
-    list: "array",
+    list: "list",  # the contract's own wording ("got list"); JSON calls it an array
     str: "string",
     int: "number",
     float: "number",

@@ -1,7 +1,8 @@
 """The decoding fast path: msgspec decodes and type-checks an ordinary event in one C pass.
 
-``orjson.loads`` followed by the checks of ``_parse.py`` (the reference path) costs about 2.3
-times ``orjson.loads`` alone in CPython, mostly in per-field interpreter work. msgspec decodes
+``orjson.loads`` followed by the checks of ``_parse.py`` (the reference path) costs about 2.5
+times ``orjson.loads`` alone in CPython (``benchmarks/decode.py`` prints both), mostly in
+per-field interpreter work. msgspec decodes
 straight into a typed struct, checking JSON types in C, so only a few Python-level checks
 remain. It is only a fast path: it accepts an event when every field passes exactly the checks
 of the reference path, and answers ``None`` for everything else (unknown fields, which must go
@@ -41,22 +42,29 @@ __all__ = ["decode_fast"]
 
 _Int = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 _Scalar = float | _Int | str | bool | None
+_Text = Annotated[str, Meta(min_length=1)]
+_NonNegative = Annotated[float, Meta(ge=0)]
+_NonNegativeInt = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 
 
 class _Wire(Struct, forbid_unknown_fields=True):
-    """Every field any kind knows; absent ones stay UNSET so that inference can see them."""
+    """Every field any kind knows; absent ones stay UNSET so that inference can see them.
 
-    model: str | UnsetType = UNSET
+    The constraints that msgspec can check in C (non-empty identifiers, a non-negative
+    latency) are declared here; ``_build`` checks the rest.
+    """
+
+    model: _Text | UnsetType = UNSET
     timestamp: float | _Int | str | UnsetType = UNSET
     type: str | UnsetType | None = UNSET
-    model_version: str | None = None
-    event_id: str | None = None
+    model_version: _Text | None = None
+    event_id: _Text | None = None
     segment: dict[str, str] | None = None
     features: dict[str, _Scalar] | UnsetType = UNSET
     prediction: _Scalar | dict[str, _Scalar] | UnsetType = UNSET
-    prediction_id: str | UnsetType | None = UNSET
-    latency_ms: float | _Int | UnsetType | None = UNSET
-    entity_id: str | UnsetType | None = UNSET
+    prediction_id: _Text | UnsetType | None = UNSET
+    latency_ms: _NonNegative | _NonNegativeInt | UnsetType | None = UNSET
+    entity_id: _Text | UnsetType | None = UNSET
     label: _Scalar | UnsetType = UNSET
 
 
@@ -97,7 +105,7 @@ def _build(wire: _Wire, kind: str | None) -> Event | None:
         return None
 
     model = wire.model
-    if model is UNSET or not model:
+    if model is UNSET:
         return None
     ts = wire.timestamp
     ttype = type(ts)
@@ -115,21 +123,15 @@ def _build(wire: _Wire, kind: str | None) -> Event | None:
             ts = parse_rfc3339(ts)
     else:
         return None
-    version = wire.model_version
-    event_id = wire.event_id
-    if version == "" or event_id == "":
-        return None
     segment = wire.segment or None  # no slices: the same as an absent segment
-
-    # A field that only other kinds know is unknown to this one and belongs in extra.
-    for name in _FOREIGN[kind]:
-        if getattr(wire, name) is not UNSET:
-            return None
 
     if kind == "prediction":
         features = wire.features
         raw = wire.prediction
         if features is UNSET or raw is UNSET:
+            return None
+        # Fields that only other kinds know are unknown here and would belong in extra.
+        if wire.entity_id is not UNSET or wire.label is not UNSET:
             return None
         if type(raw) is dict:
             output = raw.get("score", UNSET)
@@ -144,20 +146,16 @@ def _build(wire: _Wire, kind: str | None) -> Event | None:
         prediction_id = wire.prediction_id
         if prediction_id is UNSET:
             prediction_id = None
-        elif prediction_id == "":
-            return None
         latency = wire.latency_ms
         if latency is UNSET:
             latency = None
-        elif latency is not None and latency < 0:
-            return None
         return PredictionEvent(
             model,
             ts,
             features,
             output,
-            version,
-            event_id,
+            wire.model_version,
+            wire.event_id,
             segment,
             raw,
             prediction_id,
@@ -165,17 +163,22 @@ def _build(wire: _Wire, kind: str | None) -> Event | None:
             {},
         )
 
+    for name in _FOREIGN[kind]:  # as above, for the other two kinds
+        if getattr(wire, name) is not UNSET:
+            return None
+    version = wire.model_version
+    event_id = wire.event_id
     if kind == "feature":
         features = wire.features
-        entity_id = wire.entity_id
-        if features is UNSET or entity_id == "":
+        if features is UNSET:
             return None
+        entity_id = wire.entity_id
         if entity_id is UNSET:
             entity_id = None
         return FeatureEvent(model, ts, features, version, event_id, segment, entity_id, {})
 
     label = wire.label
     prediction_id = wire.prediction_id
-    if label is None or label is UNSET or type(prediction_id) is not str or not prediction_id:
+    if label is None or label is UNSET or prediction_id is None or prediction_id is UNSET:
         return None
     return LabelEvent(model, ts, prediction_id, label, version, event_id, segment, {})

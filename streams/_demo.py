@@ -162,8 +162,6 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
 async def _publish_and_watch(
     kafka, settings, sample, expected, began, timeout, as_json, iter_alerts, format_alert
 ) -> bool:
-    from driftline.replay import PublishOptions, publish_files
-
     seen: set[tuple] = set()
     subscribed = asyncio.Event()
 
@@ -187,16 +185,12 @@ async def _publish_and_watch(
         f"publishing  {os.path.basename(sample)} at {_SPEED:.0f}x its event-time pace "
         "(fraud's distance_km and channel drift from 60% of the log on)"
     )
-    publisher = asyncio.ensure_future(
-        asyncio.to_thread(
-            publish_files,
-            [sample],
-            kafka,
-            topics=settings.topics,
-            options=PublishOptions(speed=_SPEED),
-            progress=False,
-        )
-    )
+    # replay's publisher, as its own process so that Ctrl-C or an early finish can stop it
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "driftline.streams.cli", "replay", sample, "--publish",
+        "--quiet", "--broker", kafka.bootstrap_servers, "--speed", str(_SPEED),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     remaining = max(1.0, timeout - (time.monotonic() - began))
     try:
         done, _ = await asyncio.wait({watcher}, timeout=remaining)
@@ -205,10 +199,10 @@ async def _publish_and_watch(
         watcher.cancel()
         with contextlib.suppress(BaseException):
             await watcher
-        if not publisher.done():
-            _say("            (stopping the publisher)")
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(publisher, 30)
+        if publisher.returncode is None:
+            publisher.terminate()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(publisher.wait(), 10)
 
 
 def _stop(worker: subprocess.Popen) -> None:

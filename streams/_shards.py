@@ -181,6 +181,7 @@ class ShardProcessor:
         contract_error = self._contract_error
         all_marks = self._marks
         events = []
+        used = []  # the frames behind ``events``, for the dead-letter topic if detection fails
         counts: dict[str, int] = {}
         oldest_ms = None
         for frame in frames:
@@ -219,11 +220,27 @@ class ShardProcessor:
                 continue  # a redelivery: already part of this model's state
             marks[source] = frame.offset
             events.append(ev)
+            used.append(frame)
             counts[frame.kind] = counts.get(frame.kind, 0) + 1
             if frame.timestamp_ms >= 0 and (oldest_ms is None or frame.timestamp_ms < oldest_ms):
                 oldest_ms = frame.timestamp_ms
         if events:
-            alerts = self.monitor.process(events)
+            try:
+                alerts = self.monitor.process(events)
+            except Exception as exc:  # a detector bug must not stop the shard: park the batch
+                log.exception("detection failed on a batch of %d events", len(events))
+                for frame in used:
+                    await self._dead(
+                        frame.raw,
+                        f"detector: {type(exc).__name__}: {exc}",
+                        self._topic_of_kind[frame.kind],
+                        frame.partition,
+                        frame.offset,
+                        reason="detector",
+                    )
+                alerts = []
+                events = []
+                counts = {}
             for alert in alerts:
                 self._pending.append(
                     await self._producer.send(

@@ -78,7 +78,11 @@ async def iter_alerts(
 
     dedup = dedup or AlertDeduplicator()
     consumer = AIOKafkaConsumer(**kafka.aiokafka_kwargs(), enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
     try:
         partitions = None
         for _ in range(50):

@@ -37,8 +37,14 @@ async def ensure_topics(kafka: KafkaSettings, settings: WorkerSettings) -> dict[
     wanted = dict(settings.topics.all_topics())
     shard_topic = shard_topic_name(settings.app_id)
     wanted[shard_topic] = settings.topics.partitions
+    from aiokafka.errors import KafkaError
+
     admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs(), request_timeout_ms=15000)
-    await admin.start()
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise TopicLayoutError(f"cannot reach {kafka.bootstrap_servers}: {exc}") from None
     try:
         existing = set(await admin.list_topics())
         missing = {name: n for name, n in wanted.items() if name not in existing}

@@ -18,7 +18,7 @@ _PROMETHEUS = "text/plain; version=0.0.4"
 
 def add_views(worker: Worker) -> None:
     """Register the four views on the worker's Faust app."""
-    from driftline.streams._app import uptime, wait_ready
+    from driftline.streams._app import is_ready, uptime
 
     app = worker.app
 
@@ -30,9 +30,9 @@ def add_views(worker: Worker) -> None:
     @app.page("/ready", name="driftline-ready")
     async def ready(self: Any, request: Any) -> Any:
         """Readiness: partitions assigned, tables recovered, not rebalancing (else 503)."""
-        is_ready = wait_ready(app)
-        body = {"ready": is_ready, "shards": worker.processor.assigned}
-        return self.json(body, status=200 if is_ready else 503)
+        ready_now = is_ready(app)
+        body = {"ready": ready_now, "shards": worker.processor.assigned}
+        return self.json(body, status=200 if ready_now else 503)
 
     @app.page("/metrics", name="driftline-metrics")
     async def metrics(self: Any, request: Any) -> Any:

@@ -163,6 +163,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _alerts_tail(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
     from driftline.streams._tail import tail_alerts
     from driftline.streams.exceptions import StreamsError
 
@@ -176,7 +177,7 @@ def _alerts_tail(args: argparse.Namespace) -> int:
             max_alerts=args.max,
             idle_timeout=args.timeout,
         )
-    except (StreamsError, ValueError) as exc:
+    except (StreamsError, ValueError, KafkaError) as exc:
         print(f"driftline alerts tail: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -293,3 +293,59 @@ def test_identifier_like_categorical_stays_quiet_and_bounded():
     feat = mon.status("m")["streams"][0]["features"]["id"]
     assert len(feat["top"]) == 10 and 0.9 * n < feat["cardinality"] < 1.1 * n
     assert len(mon._models["m"][None].features["id"].heavy.counts) <= 64
+
+
+def _gappy_events():
+    rng = np.random.default_rng(15)
+    x = np.concatenate([rng.normal(0, 1, 1500), rng.normal(2, 1, 500)])
+    gaps = rng.exponential(1.0, len(x)) * np.where(rng.random(len(x)) < 0.02, 200, 1)
+    return [
+        FeatureEvent(model="m", timestamp=T0 + float(t), features={"x": float(v)})
+        for t, v in zip(np.cumsum(gaps), x, strict=True)
+    ]
+
+
+GAPPY = _gappy_events()
+TIMED = DetectionConfig(warmup=300, block=256, block_seconds=120.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(0, len(GAPPY)), max_size=8), dump_at=st.integers(0, len(GAPPY)))
+def test_event_time_blocks_do_not_depend_on_batches(cuts, dump_at):
+    expected = [a.to_dict() for a in Monitor(TIMED).process(GAPPY)]
+    assert any(a["status"] == "firing" for a in expected)
+    bounds = sorted({0, len(GAPPY), dump_at, *cuts})
+    mon, out = Monitor(TIMED), []
+    for lo, hi in itertools.pairwise(bounds):
+        if lo == dump_at:
+            blob = mon.dump_model("m") if "m" in mon.models() else None
+            mon = Monitor(TIMED)
+            if blob is not None:
+                mon.load_model("m", blob)
+        out.extend(mon.process(GAPPY[lo:hi]))
+    assert [a.to_dict() for a in out] == expected
+
+
+def test_block_seconds_bounds_the_latency_of_a_quiet_model():
+    rng = np.random.default_rng(16)
+    x = np.concatenate([rng.normal(0, 1, 600), rng.normal(3, 1, 100)])
+    ev = numeric_events(x)  # one event per second
+    cfg = DetectionConfig(warmup=300, block=10_000, block_seconds=30.0)
+    mon = Monitor(cfg)
+    emitted_at = None
+    for i, e in enumerate(ev):
+        if mon.process([e]) and emitted_at is None:
+            emitted_at = i
+    assert emitted_at is not None and 600 <= emitted_at <= 600 + 60
+    assert Monitor(cfg.with_options(block_seconds=0.0)).process(ev) == []  # block never fills
+
+
+def test_state_loaded_under_new_window_options_rebuilds_the_reference():
+    mon = Monitor(SMALL)
+    mon.process(EVENTS[:2000])
+    blob = mon.dump_model("m")
+    other = Monitor(SMALL.with_options(bins=8, window_blocks=3))
+    other.load_model("m", blob)
+    feats = other.status("m")["streams"][0]["features"]
+    assert feats["x"]["reference"] is None and feats["x"]["count"] > 0
+    other.process(EVENTS[2000:])  # and it keeps working

@@ -47,19 +47,27 @@ def bad_lines_file() -> Path:
     return DATA / "bad_lines.jsonl"
 
 
+def _run_cli(*args: str | os.PathLike[str], stdin: bytes | None = None) -> Run:
+    proc = subprocess.run(
+        [sys.executable, "-m", "driftline.streams.cli", *map(str, args)],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+
+
 @pytest.fixture
 def cli() -> Callable[..., Run]:
     """Run the real ``driftline`` command in a subprocess (exit status, stdout, stderr)."""
+    return _run_cli
 
-    def run(*args: str | os.PathLike[str], stdin: bytes | None = None) -> Run:
-        proc = subprocess.run(
-            [sys.executable, "-m", "driftline.streams.cli", *map(str, args)],
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            cwd=REPO,
-            timeout=300,
-            check=False,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
 
+@pytest.fixture(scope="session")
+def sample_run(sample_plain: Path) -> Run:
+    """``driftline replay SAMPLE --out -`` once per session: the reference alerts and summary."""
+    run = _run_cli("replay", sample_plain, "--out", "-")
+    assert run.status == 0, run.stderr
     return run

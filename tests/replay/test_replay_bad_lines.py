@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import re
 
+import orjson
 from driftline.replay import replay_files
 from driftline.replay._badlines import BadLineLog
 from driftline.replay._decode import decode_batches
+from driftline.replay.exceptions import InputError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BAD = {
     2: "not JSON",
@@ -87,3 +91,54 @@ def test_summary_counts_match_the_api(bad_lines_file, tmp_path):
     assert summary.invalid_lines == len(BAD)
     assert [b.line for b in summary.first_invalid] == sorted(BAD)
     assert len(shown) == len(BAD)
+
+
+_GOOD = [
+    b'{"model":"m","timestamp":1772323200.5,"features":{"x":1.5,"c":"a"},"prediction":0.2}\n',
+    b'{"model":"m","timestamp":"2026-03-01T00:00:01Z","prediction_id":"p1","label":1}\n',
+    b'{"type":"feature","model":"n","timestamp":1772323201000,"features":{"y":null}}\n',
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_GOOD).map(lambda line: (line, True)),
+            st.binary(max_size=60).map(lambda b: (b.replace(b"\n", b" ") + b"\n", None)),
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers(-(2**63), 2**63 - 1)
+                | st.floats()
+                | st.text(max_size=8),
+                lambda inner: (
+                    st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+                ),
+                max_leaves=6,
+            ).map(lambda v: (orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS) + b"\n", None)),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=8),
+)
+def test_any_bytes_are_counted_never_raised(items, batch_size):
+    """Arbitrary lines never stop a replay: every line is an event, blank, or counted bad."""
+    lines = [line for line, _ in items]
+    bad = BadLineLog(show=0)
+    try:
+        batches = list(decode_batches(lines, "fuzz", bad, batch_size))
+    except InputError:  # only when no line holds anything
+        assert all(not line.strip() for line in lines)
+        return
+    events = [e for batch, _ in batches for e in batch]
+    raws = [r for _, batch_raws in batches for r in batch_raws]
+    assert all(len(batch) <= batch_size for batch, _ in batches)
+    blank = sum(1 for line in lines if not line.strip())
+    assert len(events) + bad.count + blank == len(lines)
+    assert raws == [line for line in lines if line in raws], "events keep their order"
+    for line, known_good in items:
+        if known_good:
+            assert line in raws

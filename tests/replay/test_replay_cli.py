@@ -7,9 +7,10 @@ import socket
 from driftline.schemas import Alert
 
 
-def test_alerts_on_stdout_summary_on_stderr(cli, sample_plain, tmp_path):
+def test_alerts_on_stdout_summary_on_stderr(cli, sample_plain, sample_run, tmp_path):
     run = cli("replay", sample_plain)  # --out defaults to standard output
     assert run.status == 0, run.stderr
+    assert run.stdout == sample_run.stdout
     alerts = [Alert.from_json(line) for line in run.stdout.splitlines()]
     assert alerts
     assert "replayed 23,985 events from 1 input(s)" in run.stderr
@@ -23,21 +24,21 @@ def test_alerts_on_stdout_summary_on_stderr(cli, sample_plain, tmp_path):
     assert out.read_bytes() == run.stdout
 
 
-def test_summary_names_alert_features(cli, sample_plain):
-    run = cli("replay", sample_plain, "--out", "-")
+def test_summary_names_alert_features(sample_run):
+    run = sample_run
     for alert in (Alert.from_json(line) for line in run.stdout.splitlines()):
         assert f"{alert.kind}" in run.stderr
         assert f"{alert.feature or '-'}: " in run.stderr
 
 
-def test_progress_bar_can_be_forced_and_quiet_silences(cli, sample_plain):
+def test_progress_bar_can_be_forced_and_quiet_silences(cli, sample_plain, sample_run):
     forced = cli("replay", sample_plain, "--progress", "--out", "-")
     assert forced.status == 0
     assert " ev/s" in forced.stderr and "alerts=" in forced.stderr
     quiet = cli("replay", sample_plain, "--quiet", "--out", "-")
     assert quiet.status == 0
     assert quiet.stderr == ""
-    assert quiet.stdout == forced.stdout
+    assert quiet.stdout == forced.stdout == sample_run.stdout
 
 
 def test_bad_config_is_one_line_exit_2(cli, sample_plain, tmp_path):

@@ -15,12 +15,11 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-def test_plain_gzip_and_stdin_give_identical_alerts(cli, sample_plain, tmp_path):
+def test_plain_gzip_and_stdin_give_identical_alerts(cli, sample_plain, sample_run, tmp_path):
     data = sample_plain.read_bytes()
     gz = tmp_path / "sample.jsonl.gz"
     gz.write_bytes(_gzip(data))
-    plain = cli("replay", sample_plain, "--out", "-")
-    assert plain.status == 0, plain.stderr
+    plain = sample_run
     assert plain.stdout.count(b"\n") > 0, "the sample's injected drift must raise alerts"
     for args, stdin in [((gz,), None), (("-",), data), (("-",), _gzip(data))]:
         run = cli("replay", *args, "--out", "-", stdin=stdin)
@@ -28,12 +27,12 @@ def test_plain_gzip_and_stdin_give_identical_alerts(cli, sample_plain, tmp_path)
         assert run.stdout == plain.stdout, args
 
 
-def test_several_inputs_are_one_stream(cli, sample_lines, sample_plain, tmp_path):
+def test_several_inputs_are_one_stream(cli, sample_lines, sample_run, tmp_path):
     half = len(sample_lines) // 2
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl.gz"
     first.write_bytes(b"".join(sample_lines[:half]))
     second.write_bytes(_gzip(b"".join(sample_lines[half:])))
-    whole = cli("replay", sample_plain, "--out", "-")
+    whole = sample_run
     split = cli("replay", first, second, "--out", "-")
     assert split.status == 0, split.stderr
     assert split.stdout == whole.stdout
@@ -132,7 +131,7 @@ def test_crlf_lines_are_accepted(cli, sample_lines, tmp_path):
     assert "invalid lines: 0" in run.stderr
 
 
-def test_output_to_a_named_pipe_is_written_in_place(cli, sample_plain, tmp_path):
+def test_output_to_a_named_pipe_is_written_in_place(cli, sample_plain, sample_run, tmp_path):
     """Special files (/dev/null, FIFOs) are written to, never renamed over."""
     import os
     import stat
@@ -147,5 +146,5 @@ def test_output_to_a_named_pipe_is_written_in_place(cli, sample_plain, tmp_path)
     reader.join(timeout=60)
     assert run.status == 0, run.stderr
     assert stat.S_ISFIFO(fifo.stat().st_mode)
-    expected = cli("replay", sample_plain, "--out", "-").stdout
+    expected = sample_run.stdout
     assert received == [expected] and expected

@@ -157,7 +157,7 @@ def test_bad_kind_argument_is_a_programming_error():
 @pytest.mark.parametrize(
     ("changes", "field", "problem"),
     [
-        ({"timestamp": [1]}, "timestamp", "expected an RFC 3339 string or epoch number, got array"),
+        ({"timestamp": [1]}, "timestamp", "expected an RFC 3339 string or epoch number, got list"),
         (
             {"timestamp": True},
             "timestamp",
@@ -176,20 +176,20 @@ def test_bad_kind_argument_is_a_programming_error():
             "features.age",
             "expected a number, string, boolean or null, got object",
         ),
-        ({"features": {"age": [1]}}, "features.age", "got array"),
+        ({"features": {"age": [1]}}, "features.age", "got list"),
         ({"features": None}, "features", "expected an object, got null"),
-        ({"features": [1, 2]}, "features", "expected an object, got array"),
+        ({"features": [1, 2]}, "features", "expected an object, got list"),
         ({"model": ""}, "model", "expected a non-empty string, got an empty string"),
         ({"model": 7}, "model", "expected a non-empty string, got 7"),
         ({"model_version": ""}, "model_version", "got an empty string"),
         ({"event_id": 3}, "event_id", "got 3"),
         ({"segment": {"region": 1}}, "segment.region", "expected a string, got number"),
         ({"segment": {"region": None}}, "segment.region", "expected a string, got null"),
-        ({"segment": ["eu"]}, "segment", "expected an object, got array"),
+        ({"segment": ["eu"]}, "segment", "expected an object, got list"),
         ({"prediction": {"proba": 0.3}}, "prediction", "score, label or value"),
-        ({"prediction": {"score": [0.3]}}, "prediction.score", "got array"),
+        ({"prediction": {"score": [0.3]}}, "prediction.score", "got list"),
         ({"prediction": {"score": 0.1, "label": {}}}, "prediction.label", "got object"),
-        ({"prediction": [0.3]}, "prediction", "got array"),
+        ({"prediction": [0.3]}, "prediction", "got list"),
         ({"prediction_id": ""}, "prediction_id", "empty string"),
         ({"latency_ms": -1}, "latency_ms", "non-negative"),
         ({"latency_ms": "3ms"}, "latency_ms", "got '3ms'"),
@@ -270,7 +270,7 @@ def test_non_string_keys_from_python():
 def test_python_only_types_are_rejected_in_typed_fields():
     with pytest.raises(ContractError, match=r"features\.t: .*got tuple"):
         parse_event(prediction(features={"t": (1, 2)}))
-    with pytest.raises(ContractError, match=r"^<message>: expected a JSON object, got array"):
+    with pytest.raises(ContractError, match=r"^<message>: expected a JSON object, got list"):
         parse_event([prediction()])
 
 
@@ -306,7 +306,7 @@ def test_timestamp_forms_agree():
         (b'{"a": Infinity}', "not valid JSON"),
         (b'{"a": 1e400}', "not valid JSON"),
         (b"[" * 10_000 + b"]" * 10_000, "not valid JSON"),
-        (b"[1, 2]", "expected a JSON object, got array"),
+        (b"[1, 2]", "expected a JSON object, got list"),
         (b'"text"', "expected a JSON object, got string"),
         (b"null", "expected a JSON object, got null"),
     ],

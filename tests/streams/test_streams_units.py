@@ -174,3 +174,151 @@ def test_format_alert_names_the_subject():
     )
     assert "CRITICAL" in text and "model=fraud" in text and "feature=amount" in text
     assert "segment=region=eu" in text and "id1" in text
+
+
+# --------------------------------------------------------------------- the shard processor
+# Pure logic with stand-ins for Faust's table, producer and events: the integration tests
+# cover the real ones; these pin down watermarks, checkpoints and failure handling.
+
+
+class _Future:
+    def __init__(self) -> None:
+        self._done = True
+
+    def done(self) -> bool:
+        return True
+
+    def __await__(self):
+        return iter(())
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        self.sent.append((topic, key, value, headers))
+        return _Future()
+
+
+class _Message:
+    def __init__(self, partition: int, offset: int) -> None:
+        self.partition, self.offset, self.topic = partition, offset, "app-shards"
+
+
+class _Event:
+    def __init__(self, value: bytes, partition: int, offset: int) -> None:
+        self.value = value
+        self.message = _Message(partition, offset)
+
+
+class _CountingMonitor:
+    """Counts events per model; state is the count; fails on a poisoned event."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def process(self, events):
+        if any(e.features.get("poison") for e in events):
+            raise RuntimeError("detector bug")
+        for e in events:
+            self.counts[e.model] = self.counts.get(e.model, 0) + 1
+        return []
+
+    def dump_model(self, model):
+        return orjson.dumps(self.counts.get(model, 0))
+
+    def load_model(self, model, data):
+        self.counts[model] = orjson.loads(data)
+
+    def drop_model(self, model):
+        self.counts.pop(model, None)
+
+    def status(self, model):
+        return {"count": self.counts[model]}
+
+
+def _processor(table: dict, producer: _Producer, every: int = 3):
+    from driftline.streams._metrics import WorkerMetrics
+    from driftline.streams._shards import ShardProcessor
+
+    monitor = _CountingMonitor()
+    proc = ShardProcessor(
+        monitor, table, producer, shards=1,
+        sources={"prediction": "preds", "feature": "feats", "label": "labels"},
+        alerts_topic="alerts", deadletter_topic="dead", checkpoint_events=every,
+        checkpoint_seconds=3600, metrics=WorkerMetrics(),
+    )  # fmt: skip
+    proc.on_assigned({0})
+    return proc, monitor
+
+
+def _event_bytes(model: str, i: int, **features) -> bytes:
+    return orjson.dumps(
+        {
+            "model": model,
+            "timestamp": 1.7e9 + i,
+            "features": {"x": float(i), **features},
+            "prediction": 0.5,
+        }
+    )
+
+
+def test_shard_skips_redelivered_events_and_restores_from_its_checkpoint():
+    import asyncio
+
+    table: dict = {}
+    producer = _Producer()
+    proc, monitor = _processor(table, producer)
+    acked: list = []
+
+    async def ack(event):
+        acked.append(event.message.offset)
+
+    async def run(proc, batches):
+        for offset, frames in batches:
+            await proc.handle(_Event(_batch(frames), 0, offset), ack)
+
+    first = [(0, 0, i, -1, _event_bytes("m", i)) for i in range(4)]
+    asyncio.run(run(proc, [(10, first)]))
+    assert monitor.counts == {"m": 4}
+    assert acked == [10] and b"m" in table  # 4 >= 3 events: checkpointed, then acked
+    # the router re-forwards the same source records (a crash before its commit)
+    asyncio.run(run(proc, [(11, first)]))
+    assert monitor.counts == {"m": 4}
+    # a new owner restores the checkpoint and skips what it already contains
+    again, monitor2 = _processor(table, producer)
+    more = [(0, 0, i, -1, _event_bytes("m", i)) for i in range(2, 6)]
+    asyncio.run(run(again, [(11, more)]))
+    assert monitor2.counts == {"m": 6}  # 4 from the checkpoint + offsets 4 and 5
+
+
+def test_shard_dead_letters_invalid_events_and_detector_failures():
+    import asyncio
+
+    producer = _Producer()
+    proc, monitor = _processor({}, producer, every=100)
+
+    async def ack(event):
+        return None
+
+    frames = [
+        (0, 2, 0, -1, _event_bytes("m", 0)),
+        (0, 2, 1, -1, b'{"model": "m", "timestamp": "soon"}'),
+        (0, 2, 2, -1, _event_bytes("m", 2)),
+    ]
+    asyncio.run(proc.handle(_Event(_batch(frames), 0, 0), ack))
+    assert monitor.counts == {"m": 2}
+    (dead,) = producer.sent
+    headers = dict(dead[3])
+    assert dead[0] == "dead" and dead[2] == frames[1][4]
+    assert headers["topic"] == b"preds" and headers["partition"] == b"2"
+    assert headers["offset"] == b"1" and headers["error"].startswith(b"timestamp")
+    poisoned = [
+        (0, 2, 3, -1, _event_bytes("m", 3, poison=1.0)),
+        (0, 2, 4, -1, _event_bytes("m", 4)),
+    ]
+    asyncio.run(proc.handle(_Event(_batch(poisoned), 0, 1), ack))
+    assert monitor.counts == {"m": 2}
+    assert [s[2] for s in producer.sent[1:]] == [f[4] for f in poisoned]
+    assert all(dict(s[3])["error"].startswith(b"detector") for s in producer.sent[1:])

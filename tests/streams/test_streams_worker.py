@@ -144,3 +144,46 @@ def test_two_workers_split_shards_and_hand_over_on_stop(layout, start_worker, ki
     got = kit.read_alerts(layout, lambda g: _ids(g) >= _ids(expected), timeout=90)
     assert _ids(got) == _ids(expected)
     assert {e["model"] for e in expected if e["feature"] == "y"} == set(models)
+
+
+def test_alerts_tail_prints_each_alert_id_once(layout, kit):
+    import subprocess
+    import sys
+
+    alerts = [
+        {
+            "alert_id": f"id-{i}",
+            "status": "firing",
+            "kind": "data_drift",
+            "severity": "warning",
+            "model": "m",
+            "model_version": None,
+            "segment": None,
+            "feature": f"f{i}",
+            "detector": "mean",
+            "event_time": "2026-03-01T00:00:00Z",
+            "window": {},
+            "statistics": {},
+            "message": f"alert {i}",
+            "schema_version": 1,
+        }
+        for i in range(3)
+    ]
+    # a redelivered stretch: id-1 and id-2 published twice, as after a worker crash
+    sequence = [alerts[0], alerts[1], alerts[2], alerts[1], alerts[2]]
+    kit.produce(
+        layout.bootstrap,
+        [(layout.topics.alerts, a["alert_id"].encode(), orjson.dumps(a)) for a in sequence],
+    )
+
+    def tail(*options: str) -> str:
+        command = [sys.executable, "-m", "driftline.streams.cli", "alerts", "tail"]
+        command += ["--broker", layout.bootstrap, "--topic", layout.topics.alerts]
+        command += ["--from-beginning", *options]
+        done = subprocess.run(command, capture_output=True, timeout=60, check=True, text=True)
+        return done.stdout
+
+    printed = [orjson.loads(line) for line in tail("--json", "--timeout", "3").splitlines()]
+    assert sorted(a["alert_id"] for a in printed) == ["id-0", "id-1", "id-2"]
+    readable = tail("--max", "3")
+    assert readable.count("model=m") == 3 and "feature=f2" in readable
