@@ -55,9 +55,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer events (smoke run)")
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--block", type=int, default=None, help="block size (default: the default)")
+    ap.add_argument("--adwin", action="store_true", help="also run the opt-in ADWIN detector")
     args = ap.parse_args()
     n = args.events or (60_000 if args.quick else 300_000)
     cfg = DetectionConfig() if args.block is None else DetectionConfig(block=args.block)
+    if args.adwin:  # on every numeric feature of make_events
+        from driftline.detectors import FeatureConfig
+
+        numeric = [f"num{j}" for j in range(6)] + [f"amount{j}" for j in range(4)]
+        numeric += [f"count{j}" for j in range(3)] + [f"ratio{j}" for j in range(3)]
+        on = FeatureConfig(detectors=("mean", "scale", "shape", "adwin"))
+        cfg = cfg.with_options(features=dict.fromkeys(numeric, on))
     warm = make_events(cfg.warmup + 2 * cfg.block, seed=2)
     events = make_events(n, seed=3)
     for e in events:
@@ -66,6 +74,7 @@ def main() -> None:
     print(
         f"input: {n} prediction events x 20 features (16 numeric, 4 categorical), "
         f"block={cfg.block}, warmup={cfg.warmup}"
+        + (f", ADWIN on the 16 numeric features (adwin_sub={cfg.adwin_sub})" if args.adwin else "")
     )
     best = best_wall = float("inf")
     for rep in range(5):

@@ -1,7 +1,7 @@
 """Replay throughput next to its ceiling, measured in the same run on the same file.
 
     .venv/bin/python benchmarks/replay.py [--quick] [--events N] [--input FILE] [--profile]
-                                          [--publish]
+                                          [--baseline] [--publish]
 
 (a) ceiling: reading the lines and ``orjson.loads`` alone, nothing else;
 (b) decode: reading + ``decode_event`` (the contract's validation), no detection;
@@ -31,7 +31,7 @@ import time
 
 import orjson
 from _machine import describe
-from driftline.replay import replay_files
+from driftline.replay import build_baseline_file, replay_files
 from driftline.replay._inputs import open_lines
 from driftline.replay._sample import write_sample
 from driftline.schemas import decode_event
@@ -137,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile one replay")
     parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time `driftline baseline build` on the same file",
+    )
+    parser.add_argument(
         "--publish",
         action="store_true",
         help="also time `replay --publish --speed max` into the embedded broker (loopback)",
@@ -208,6 +213,15 @@ def main(argv: list[str] | None = None) -> int:
             f"peak RSS of a process replaying {lines // 4:,} lines: {small:.0f} MiB; "
             f"{lines:,} lines: {large:.0f} MiB (bounded: the input is streamed)"
         )
+        if args.baseline:
+            start = time.perf_counter()
+            built = build_baseline_file([path], os.path.join(tmp, "profile.json"), progress=False)
+            elapsed = time.perf_counter() - start
+            events = sum(built.events_by_kind.values())
+            print(
+                f"baseline build: {events:,} events in {elapsed:.2f} s, "
+                f"{events / elapsed:,.0f} events/s (read + decode + profile + write)"
+            )
         if args.publish:
             print(publish_rate(path))
         if args.profile:

@@ -407,20 +407,25 @@ def main() -> int:
         took = asyncio.run(produce(bootstrap, topic, n))
         print(f"produced {n} events in {took:.1f} s ({n / took:,.0f}/s)")
 
+        # The machine is shared: the ceiling is measured before and after the workers, and
+        # the ratios use the higher of the two (the conservative choice).
         ceil1 = asyncio.run(ceiling(bootstrap, topic, n))
-        print(f"(a) raw ceiling, aiokafka getmany + orjson.loads: {ceil1:,.0f} events/s")
         full, startup, _ = measure_worker(bootstrap, topic, "full", n, tmp, "full")
+        pipe, _, _ = measure_worker(bootstrap, topic, "pipeline", n, tmp, "pipe")
+        ceil2 = asyncio.run(ceiling(bootstrap, topic, n))
+        ceil = max(ceil1, ceil2)
+        print(
+            f"(a) raw ceiling, aiokafka getmany + orjson.loads: {ceil:,.0f} events/s "
+            f"(runs: {ceil1:,.0f} before, {ceil2:,.0f} after the workers)"
+        )
         print(
             f"(b) worker, full default detection:                {full:,.0f} events/s "
-            f"= {full / ceil1:.1%} of the ceiling"
+            f"= {full / ceil:.1%} of the ceiling"
         )
-        pipe, _, _ = measure_worker(bootstrap, topic, "pipeline", n, tmp, "pipe")
         print(
             f"    worker, no-op detector (framework only):       {pipe:,.0f} events/s "
-            f"= {pipe / ceil1:.1%} of the ceiling"
+            f"= {pipe / ceil:.1%} of the ceiling"
         )
-        ceil2 = asyncio.run(ceiling(bootstrap, topic, n))
-        print(f"    raw ceiling again (noise check):                {ceil2:,.0f} events/s")
         print(f"(e) start-up, spawn to first event processed: {startup:.1f} s")
 
         # (c) latency at half the measured throughput

@@ -12,7 +12,8 @@ state to and from bytes. How it works, in one paragraph per module:
 - ``_numeric``: count, missing, mean/variance, min/max, a KLL sketch; CUSUMs on rank scores
   for location and spread (``_cusum``), and a chi-square test of the last ``window_blocks``
   blocks in equiprobable reference bins for shape (``_homogeneity``); vectorised over
-  features x events.
+  features x events. Opt-in: river's ADWIN on means of ``adwin_sub`` location scores
+  (``_adwin``; its change point and confirmation come from the location CUSUM).
 - ``_categorical``: space-saving heavy hitters (``_heavy_hitters``), HLL cardinality, and a
   chi-square frequency test against the reference's categories.
 - ``_policy``: the false-alarm budget (``false_alarms_per_million`` per model stream, split
@@ -20,6 +21,19 @@ state to and from bytes. How it works, in one paragraph per module:
   confirmation of CUSUM change points, one incident per feature, cooldown, ``resolved`` when
   the data match the reference again or a persisting drift becomes the new reference.
 - ``_state``: versioned, pickle-free bytes (JSON header + raw numpy/sketch blobs).
+- ``_quality``: schema skew (type change, vanished and new features) and data quality
+  (missing rate, out-of-range values, unseen categories) per feature: beta-binomial rate
+  tests against the reference counts (``_rates``), budgeted like the drift detectors.
+- outputs (in ``_stream``): the prediction as a pseudo-feature (``prediction_drift``: its
+  distribution and null rate; a new model version starts from the previous version's output
+  reference) and ``latency_ms`` (``latency``).
+- ``_outcomes``: labels joined to predictions by ``prediction_id`` within a bounded
+  time-to-live; the error stream's CUSUMs (``concept_drift``) and windowed test
+  (``performance``), with accuracy, precision, recall, F1 or MAE, RMSE.
+- segments (in ``_stream``): one child stream per tracked value of each ``segment`` key
+  (bounded: ``max_segment_keys`` x ``max_segments``), alerts carry the slice; a slice stays
+  quiet about a change the model-wide stream already reports unless it is confined to it.
+- ``_baseline``: reference profiles from training data, plain versioned JSON.
 
 Memory per monitored feature is bounded by the configuration, not by the stream: a numeric
 feature holds its reference grid (at most 513 points, 8 KiB), the window ring
@@ -27,16 +41,23 @@ feature holds its reference grid (at most 513 points, 8 KiB), the window ring
 during its warm-up also the raw warm-up values (``(warmup + block) x 8`` bytes). A categorical
 feature holds ``heavy_hitters`` counters, an HLL sketch (1 KiB), ``window_blocks x
 max_categories`` counts, and during its warm-up at most ``4 x heavy_hitters`` counters. A model
-stream also buffers up to ``block - 1`` events. ``benchmarks/detect_cost.py`` measures it
-(about 10 KiB of Python heap plus 3 KiB of sketches per feature with the defaults).
+stream also buffers up to ``block - 1`` events, its quality table holds ``(window_blocks + 1) x
+9`` counts per feature (plus up to 1024 reference categories per categorical feature), the
+label join at most ``max_pending_labels`` predictions (about 200 bytes each), and each of at
+most ``max_segment_keys x max_segments`` slices is a stream of its own (the same bounds).
+``benchmarks/detect_cost.py`` measures it (about 11 KiB of Python heap plus 3 KiB of
+sketches per feature with the defaults).
 """
 
+from ._baseline import Baseline, BaselineBuilder, build_baseline
 from ._config import DETECTORS, DetectionConfig, FeatureConfig, ModelConfig, load_config
 from ._monitor import Monitor
 from .exceptions import ConfigError, DetectorError, StateError
 
 __all__ = [
     "DETECTORS",
+    "Baseline",
+    "BaselineBuilder",
     "ConfigError",
     "DetectionConfig",
     "DetectorError",
@@ -44,5 +65,6 @@ __all__ = [
     "ModelConfig",
     "Monitor",
     "StateError",
+    "build_baseline",
     "load_config",
 ]

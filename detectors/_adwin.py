@@ -17,15 +17,17 @@ Input
     bound ``sqrt(2 m var dd) + 2/3 dd m`` has a range term that presumes inputs in [0, 1];
     for near-Gaussian means only the variance term is warranted, and at this scale the range
     term is negligible. (Fed unscaled, ADWIN took about 1,900 events to flag a ramp to one
-    standard deviation over 2,000 events; scaled, about 1,000.)
+    standard deviation over 2,000 events; scaled, about 900.)
 False-alarm budget
     River's ADWIN cuts when a split's mean difference exceeds a bound whose failure
     probability, over all the splits checked at one update, is at most ``delta`` (the
     ``ln(2 ln(n) / delta)`` term of its bound spreads ``delta`` over the splits). With the
     detector's share ``rate`` of the budget per event and one check per ``adwin_sub`` events,
-    the per-check ``delta = rate * adwin_sub`` keeps its false alarms within its share. The
-    bound is conservative (normal approximation of bounded means); the realised rate on
-    stationary streams is printed by ``benchmarks/quality.py``.
+    the per-check ``delta = rate * adwin_sub`` keeps its false alarms within its share
+    (``delta`` is fixed when the detector starts, with the feature's reference). The
+    bound is conservative: on i.i.d. Gaussian sub-block means river cut about 6.5e-5 times
+    per check at ``delta = 0.01`` and 5e-6 at ``1e-3`` (``benchmarks/quality.py`` prints
+    this and the cuts on its stationary streams, where ``delta`` is about 4e-7).
 Change point and confirmation
     A cut says that the window's mean moved, not where: river drops old buckets only while a
     split stays significant, so the window left after a cut can reach far back before the
@@ -42,8 +44,11 @@ State
     parameters and a BLAKE2 digest: a digest mismatch, a panic or parameters that do not
     match after loading raise :class:`StateError`. Bytes written by another river version
     are not trusted: the detector then restarts empty (its window refills; the rest of the
-    feature state is kept). The bytes are never executed; the worst a hostile blob with a
-    valid digest can do is fail to load (river's deserializer is bounds-checked).
+    feature state is kept). ``delta`` and ``adwin_sub`` are part of the state: changed
+    options apply from the feature's next reference. The digest catches damage, not
+    forgery: a crafted blob with a valid digest can at worst give this feature's ADWIN a
+    wrong window or fail to load; the bytes are parsed by river's deserializer, never
+    executed.
 """
 
 from __future__ import annotations
@@ -120,8 +125,8 @@ class AdwinDetector:
     def feed(self, values: list[float]) -> list[tuple[int, int, float]]:
         """Feed sub-block means; return ``(position, width, window mean)`` per cut.
 
-        ``position`` indexes ``values``; ``width`` and the mean describe ADWIN's window right
-        after the cut (the inputs after the change point).
+        ``position`` indexes ``values``; ``width`` (inputs) and the mean (in score units)
+        describe ADWIN's window right after the cut.
         """
         det = self.det
         update = det.update
@@ -193,30 +198,68 @@ class AdwinDetector:
 
 
 def adwin_inputs(
-    det: AdwinDetector, z: np.ndarray, fin: np.ndarray | None
-) -> tuple[list[float], np.ndarray]:
-    """Sub-block means of one feature's scores in a block, and the block index ending each.
+    dets: list[AdwinDetector], z: np.ndarray, fin: np.ndarray | None
+) -> list[tuple[list[float], np.ndarray]]:
+    """Sub-block means of several features' scores in a block, vectorised over features.
 
-    ``z`` are the standardised location scores (0 where missing), ``fin`` the non-missing
-    mask (``None``: all present). The partial sub-block carries over to the next block, so
-    the inputs do not depend on where blocks are cut.
+    Parameters
+    ----------
+    dets : list of AdwinDetector
+        One per row; their partial sub-blocks are consumed and updated, so the inputs do not
+        depend on where blocks are cut.
+    z : ndarray, shape (L, B)
+        Standardised location scores, 0 where missing.
+    fin : ndarray of bool, shape (L, B), or None
+        Non-missing mask (``None``: all present).
+
+    Returns
+    -------
+    list of (means, ends)
+        Per row: the completed sub-block means and the block index of each one's last value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = AdwinDetector(1e-6, 2)
+    >>> [(m, e.tolist()) for m, e in adwin_inputs([d], np.array([[1.0, 3.0, 5.0]]), None)]
+    [([2.0], [1])]
+    >>> d.acc_n, d.acc_sum
+    (1, 5.0)
     """
-    sub = det.sub
-    if fin is None:
-        count = det.acc_n + np.arange(1, len(z) + 1)
-        ends = np.flatnonzero(count % sub == 0)
-    else:
-        count = det.acc_n + np.cumsum(fin)
-        ends = np.flatnonzero(fin & (count % sub == 0))
-    cs = np.cumsum(z)
-    if len(ends):
-        at = cs[ends]
-        sums = np.diff(at, prepend=0.0)
-        sums[0] += det.acc_sum
-        det.acc_sum = float(cs[-1] - at[-1])
-        means = (sums / sub).tolist()
-    else:
-        det.acc_sum += float(cs[-1]) if len(cs) else 0.0
-        means = []
-    det.acc_n = int(count[-1] % sub) if len(count) else det.acc_n
-    return means, ends
+    out: list = [None] * len(dets)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for r, d in enumerate(dets):
+        if fin is None or fin[r].all():
+            groups.setdefault((d.sub, d.acc_n), []).append(r)
+        else:  # missing values: the sub-blocks of the present ones, mapped back
+            at = np.flatnonzero(fin[r])
+            ((means, ends),) = _regular([d], z[r : r + 1, at], d.sub, d.acc_n)
+            out[r] = (means, at[ends])
+    for (sub, acc_n), rows in groups.items():
+        res = _regular([dets[r] for r in rows], z[rows], sub, acc_n)
+        for r, item in zip(rows, res, strict=True):
+            out[r] = item
+    return out
+
+
+def _regular(dets, z, sub, acc_n):
+    """:func:`adwin_inputs` for rows without missing values that share ``sub`` and ``acc_n``."""
+    B = z.shape[1]
+    ends = np.arange(sub - acc_n - 1, B, sub)
+    if len(ends) == 0:
+        tail = z.sum(axis=1).tolist()
+        for d, t in zip(dets, tail, strict=True):
+            d.acc_sum += t
+            d.acc_n += B
+        return [([], ends)] * len(dets)
+    cuts = ends + 1
+    k = len(ends)
+    idx = np.concatenate(([0], cuts if cuts[-1] < B else cuts[:-1]))
+    seg = np.add.reduceat(z, idx, axis=1)  # sub-block sums, then the new partial's sum
+    seg[:, 0] += [d.acc_sum for d in dets]
+    means = (seg[:, :k] / sub).tolist()
+    tail = seg[:, k].tolist() if seg.shape[1] > k else [0.0] * len(dets)
+    rest = int(B - cuts[-1])
+    for d, t in zip(dets, tail, strict=True):
+        d.acc_sum, d.acc_n = t, rest
+    return [(m, ends) for m in means]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,11 @@ __all__ = ["FORMAT", "Baseline", "BaselineBuilder", "build_baseline"]
 FORMAT = "driftline.baseline"
 FORMAT_VERSION = 1
 #: Probabilities of the stored quantile grid: every half percent plus the 0.1% tails.
-QUANTILE_PROBS = np.unique(np.concatenate([np.linspace(0.0, 1.0, 201), [0.001, 0.999]]))
+QUANTILE_PROBS = np.unique(
+    np.round(np.concatenate([np.linspace(0.0, 1.0, 201), [0.001, 0.999]]), 4)
+)
+#: The few quantiles printed first in a numeric profile, for people.
+_SUMMARY = {"p1": 0.01, "p5": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 #: Reference values rebuilt from a quantile grid.
 _PSEUDO = 20_000
 #: Distinct categories counted per feature (beyond: the rarest are dropped, the profile says
@@ -70,16 +75,14 @@ class _Column:
     def add(self, col: list, absent: int, max_values: int) -> None:
         counts = column_classes(tuple(col), absent)
         self.classes += counts
-        plain = counts[CLASSES.index("number")] + counts[CLASSES.index("null")] + absent == len(
-            col
-        )
+        plain = counts[CLASSES.index("number")] + counts[CLASSES.index("null")] + absent == len(col)
         if plain:
             x = np.array(col, dtype=np.float64)
         else:
             x = np.array([v if v.__class__ in _PLAIN else None for v in col], dtype=np.float64)
-            self.cats.update(
-                category_key(v) for v in col if v is not None and v.__class__ not in _PLAIN
-            )
+            for v, c in Counter(col).items():
+                if v is not None and v.__class__ not in _PLAIN:
+                    self.cats[category_key(v)] += c
             if len(self.cats) > MAX_CATEGORIES:
                 self.cats = Counter(dict(self.cats.most_common(MAX_CATEGORIES // 2)))
                 self.cats["\x00truncated"] = 0
@@ -116,7 +119,9 @@ class _Column:
                 sd = math.sqrt(self.m2 / self.n) if self.n else 0.0
                 integer = bool(np.all(vals == np.round(vals)))
                 q = np.quantile(vals, QUANTILE_PROBS)
+                summary = np.quantile(vals, list(_SUMMARY.values()))
                 out.update(
+                    percentiles=dict(zip(_SUMMARY, summary.tolist(), strict=True)),
                     mean=self.mean,
                     sd=sd,
                     min=self.min,
@@ -198,11 +203,20 @@ class BaselineBuilder:
         prof.end = max(prof.end, float(times.max()))
         names = set().union(*feats) | set(prof.columns)
         same = sum(map(len, feats)) == len(names) * B
-        for name in sorted(names):
-            if name in settings.ignore:
-                continue
-            col = [f.get(name) for f in feats]
-            absent = 0 if same else B - sum(1 for f in feats if name in f)
+        order = sorted(n for n in names if n not in settings.ignore)
+        cols = None
+        if same and order:  # every event has every key: columns in one C-level pass
+            try:
+                rows = list(map(itemgetter(*order), feats))
+                cols = list(zip(*rows, strict=True)) if len(order) > 1 else [tuple(rows)]
+            except KeyError:
+                cols = None
+        for j, name in enumerate(order):
+            if cols is not None:
+                col, absent = list(cols[j]), 0
+            else:
+                col = [f.get(name) for f in feats]
+                absent = B - sum(1 for f in feats if name in f)
             column = prof.columns.get(name)
             if column is None:
                 column = prof.columns[name] = _Column()
@@ -243,7 +257,9 @@ class BaselineBuilder:
             for name in ("prediction", "latency_ms"):
                 c = prof.outputs.get(name)
                 usable = c is not None and (c.n or c.cats)
-                entry[name] = c.profile("numeric" if name == "latency_ms" else None) if usable else None
+                entry[name] = (
+                    c.profile("numeric" if name == "latency_ms" else None) if usable else None
+                )
             profiles.append(entry)
         return Baseline(profiles, labels=self.labels)
 
@@ -429,7 +445,6 @@ def copy_reference(src: Any, settings: Any) -> Any:
         return f
     f = CategoricalFeature(src.name, settings.heavy_hitters)
     f.warm = dict(zip(src.categories, src.ref_counts[:-1].tolist(), strict=True))
-    f.warm["\x00other"] = int(src.ref_counts[-1])
     f.warm_n = int(src.ref_n)
     f.warm_span = list(src.ref_span)
     f._freeze(settings, settings.block)

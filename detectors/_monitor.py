@@ -26,9 +26,10 @@ class Monitor:
     ----------
     config : DetectionConfig, optional
         Options; the default needs no file.
-    baseline : object, optional
-        A reference profile built from training data (a later feature); ``None`` uses a
-        warm-up window of the live stream as the reference.
+    baseline : Baseline, optional
+        Reference profiles built from training data (:func:`build_baseline`): a model stream
+        it covers starts with frozen references (features, schema, outputs), so skew is
+        measured from the first event; ``None`` uses a warm-up window of the live stream.
 
     Notes
     -----
@@ -65,8 +66,10 @@ class Monitor:
     def process(self, events: Iterable[Any]) -> list[Any]:
         """Consume a batch of events in stream order; return the alerts they complete.
 
-        Label events are counted (concept drift arrives with a later feature). Events of a
-        model stream are buffered until a block of ``block`` events is complete or, with
+        A label event joins the prediction with its ``prediction_id`` (remembered by the
+        model stream for ``label_ttl`` seconds of event time, see ``_outcomes``) and feeds
+        the concept-drift and performance detectors. Events of a model stream are buffered
+        until a block of ``block`` events is complete or, with
         ``block_seconds`` set, until an event arrives ``block_seconds`` of event time after
         the block's first one (so a quiet model's alerts do not wait for ``block`` events);
         both rules depend on the events only, never on batches or the wall clock.

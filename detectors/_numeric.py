@@ -620,15 +620,7 @@ def _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, mas
             f.adwin = AdwinDetector(adwin_delta(rate, S), S)
         dets.append(f.adwin)
     B = z.shape[2]
-    if all_fin and B % S == 0 and not any(d.acc_n for d in dets):  # the common case
-        means = z[on, 0, :].reshape(len(on), B // S, S).mean(axis=2).tolist()
-        ends = np.arange(S - 1, B, S)
-        batches = [(m, ends) for m in means]
-    else:
-        batches = [
-            adwin_inputs(d, z[j, 0], None if all_fin else finl[j])
-            for j, d in zip(on, dets, strict=True)
-        ]
+    batches = adwin_inputs(dets, z[on, 0, :], None if all_fin else finl[on])
     k = settings.cusum_k
     for j, d, (vals, ends) in zip(on, dets, batches, strict=True):
         if not vals:

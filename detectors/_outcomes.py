@@ -140,15 +140,19 @@ class Outcomes:
         self.ref = np.zeros(7)
         self.window: np.ndarray | None = None
         self.pos = 0
+        self.collecting = True  # the error stream's reference is being collected
 
     # ------------------------------------------------------------------ losses
     def _decide(self, pred: Any, label: Any) -> str:
         lt = _truth(label)
         if label.__class__ is str and lt is None:
             return "classification"
-        if lt is not None and (pred is True or pred is False or (
-            pred.__class__ in _NUM and 0.0 <= pred <= 1.0
-        ) or _truth(pred) is not None):
+        if lt is not None and (
+            pred is True
+            or pred is False
+            or (pred.__class__ in _NUM and 0.0 <= pred <= 1.0)
+            or _truth(pred) is not None
+        ):
             return "binary"
         if label.__class__ is int and pred.__class__ is int:
             return "classification"
@@ -166,10 +170,7 @@ class Outcomes:
                 task = self.task = self._decide(pred, label)
             if task == "binary":
                 truth = _truth(label)
-                if pred.__class__ in _NUM:
-                    guess = pred >= 0.5
-                else:
-                    guess = _truth(pred)
+                guess = pred >= 0.5 if pred.__class__ in _NUM else _truth(pred)
                 if truth is None or guess is None:
                     continue
                 loss[i] = float(guess != truth)
@@ -192,6 +193,8 @@ class Outcomes:
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, agg: np.ndarray) -> dict:
+        """Accuracy, precision, recall, F1 (classification) or MAE, RMSE (regression)."""
+        agg = [float(v) for v in agg]
         n = agg[_N]
         if n <= 0:
             return {"count": 0}
@@ -225,9 +228,13 @@ class Outcomes:
         (signals,) = update_numeric(
             [self.error], loss[None, :], times, self.seq, settings, rate, [("mean", "shape")]
         )
-        if not was_live:
+        if not was_live:  # a (new) reference: its metrics are the "before" of the alerts
+            if not self.collecting:
+                self.ref = np.zeros(7)
+                self.collecting = True
             self.ref += agg
         else:
+            self.collecting = False
             self.window[self.pos % len(self.window)] = agg
             self.pos += 1
         self.seq += len(rows)
@@ -263,13 +270,13 @@ class Outcomes:
         n = s.window["current"]["count"]
         if s.extra["kind"] == "concept_drift":
             head = "Concept drift"
-            how = f"CUSUM {s.statistics['score']:.1f} over threshold {s.statistics['threshold']:.1f}"
+            how = (
+                f"CUSUM {s.statistics['score']:.1f} over threshold {s.statistics['threshold']:.1f}"
+            )
         else:
             head = "Performance drop"
             how = f"windowed test p={s.statistics['p_value']:.2g}"
-        return (
-            f"{head}: the model's {what} over the last {n} labelled predictions{extra}; {how}."
-        )
+        return f"{head}: the model's {what} over the last {n} labelled predictions{extra}; {how}."
 
     def summary(self) -> dict:
         return {
@@ -290,7 +297,9 @@ class Outcomes:
             "policy": self.policy.to_state(),
             "buf_times": np.array([r[0] for r in self.buf], dtype=np.float64),
             "buf": [[r[1], r[2]] for r in self.buf],
-            "counts": np.array([self.seq, self.blocks, self.skipped, self.pos], dtype=np.int64),
+            "counts": np.array(
+                [self.seq, self.blocks, self.skipped, self.pos, self.collecting], dtype=np.int64
+            ),
             "ref": self.ref,
             "window": self.window,
         }
@@ -304,7 +313,8 @@ class Outcomes:
         o.error = NumericFeature.from_state(s["error"])
         o.policy = FeaturePolicy.from_state(s["policy"])
         o.buf = [(t, p, lab) for t, (p, lab) in zip(s["buf_times"].tolist(), s["buf"], strict=True)]
-        o.seq, o.blocks, o.skipped, o.pos = (int(v) for v in s["counts"])
+        o.seq, o.blocks, o.skipped, o.pos, collecting = (int(v) for v in s["counts"])
+        o.collecting = bool(collecting)
         o.ref = s["ref"]
         o.window = s["window"]
         return o

@@ -42,6 +42,20 @@ __all__ = ["FeaturePolicy", "alert_id", "make_alert", "window_alpha"]
 
 _CUSUM_DETECTORS = frozenset({"mean", "scale", "adwin"})  # confirmed by a two-sample test
 _ORDER = {"mean": 0, "scale": 1, "shape": 2, "frequency": 3, "adwin": 4}
+#: Which signal names the cause when several fire in one block: schema skew first (it makes
+#: the values the other detectors see missing or odd), then missing values and unseen
+#: categories (more specific than the frequency shift they cause), then drift, and last the
+#: out-of-range rate (a symptom of most location and scale shifts; when a few wild values are
+#: the whole change, as with a unit bug in some records, the drift detectors stay quiet).
+_RANK = {
+    "type_change": 0,
+    "vanished": 0,
+    "new_feature": 0,
+    "missing_rate": 1,
+    "unseen_categories": 1,
+    "null_rate": 1,
+    "out_of_range": 3,
+}
 KIND = "data_drift"
 
 
@@ -186,8 +200,8 @@ class FeaturePolicy:
         ``times`` (the block's event times) and optionally ``segment``. ``kind`` is the alert
         kind of the feature's drift signals (a signal may name its own in ``extra["kind"]``);
         ``name`` the alert's ``feature`` (default ``feature.name``; ``None`` for the model's
-        outputs). Within a block, a schema signal wins over the others (it is the cause of the
-        missing or odd values the others see), then the earliest.
+        outputs). Within a block, the signal that names the cause best wins (``_RANK``), then
+        the earliest.
         """
         if name is ...:
             name = feature.name
@@ -211,7 +225,7 @@ class FeaturePolicy:
                 sig = min(
                     eligible,
                     key=lambda s: (
-                        s.extra.get("kind") != "schema",
+                        _RANK.get(s.detector, 2),
                         s.index,
                         _ORDER.get(s.detector, 9),
                     ),
@@ -256,9 +270,7 @@ class FeaturePolicy:
         if ctx["block"] - self.fired_block >= settings.window_blocks:
             pv = feature.window_pvalues()
             if pv is not None and min(pv) >= settings.resolve_alpha:
-                out.append(
-                    self._resolve(feature, ctx, end_seq, "returned_to_reference", pv, name)
-                )
+                out.append(self._resolve(feature, ctx, end_seq, "returned_to_reference", pv, name))
                 self.cooldown_until = end_seq + settings.cooldown
         return out
 

@@ -43,27 +43,49 @@ __all__ = ["CLASSES", "QualityTable", "column_classes"]
 #: Count columns per feature and block.
 CLASSES = ("events", "absent", "null", "number", "string", "empty", "bool", "tested", "out")
 _EV, _ABS, _NULL, _NUM, _STR, _EMPTY, _BOOL, _TESTED, _OUT = range(9)
-_TYPES = (_NUM, _STR, _EMPTY, _BOOL)
+_TYPES = [_NUM, _STR, _EMPTY, _BOOL]
 _TYPE_NAMES = {_NUM: "number", _STR: "string", _EMPTY: "empty string", _BOOL: "boolean"}
 _NUMERIC = frozenset({int, float})
-_PLAIN = frozenset({int, float, type(None)})
+_NONE = type(None)
+_PLAIN = frozenset({int, float, _NONE})
 #: A type below this share of a feature's reference values is "foreign" (tested for a rise).
 _RARE = 0.05
 #: Distinct reference categories kept for the unseen-category test (beyond: not tested).
 MAX_SEEN = 1024
+#: Fewest events in a window for the tests to run (rates of a handful of events say little;
+#: this keeps the univariate change-point mode, one-event blocks, to the drift detectors).
+MIN_WINDOW = 64
 #: Tests per feature, each a unit of the false-alarm budget.
 UNITS = 3
 
 
-def column_classes(col: tuple, absent: int, counter: Counter | None = None) -> np.ndarray:
+#: Screen of ``pvalues`` in standard deviations: below the exact test's own screen, so a pooled
+#: foreign-type count cannot hide a significant single type.
+_BUSY = 3.0
+
+
+def _zscore(k: np.ndarray, m: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Standardised count under ``BetaBinom(m, a, b)`` (its mean and variance)."""
+    s = a + b
+    mean = m * a / s
+    var = m * a * b * (s + m) / (s * s * (s + 1.0))
+    return (k - mean) / np.sqrt(np.maximum(var, 1e-12))
+
+
+def column_classes(
+    col: tuple, absent: int, counter: Counter | None = None, nulls: int | None = None
+) -> np.ndarray:
     """Counts per class (``CLASSES`` without ``tested``/``out``) of one block's column.
 
     ``col`` holds ``None`` for both null and absent values; ``absent`` says how many were
-    absent. ``counter`` (``Counter(col)``) is used when given (categorical features).
+    absent. ``counter`` (``Counter(col)``), given for categorical columns, skips the
+    numbers-only fast path. ``nulls``, the missing values when known (the nan count of a
+    numeric column: cheaper than counting ``None`` in the tuple), is used when the column
+    holds only numbers.
 
     Examples
     --------
-    >>> column_classes((1.0, None, "2", "", True, 3), absent=0).tolist()
+    >>> column_classes((1.0, None, "2", "", True, 1), absent=0).tolist()
     [6, 0, 1, 2, 1, 1, 1, 0, 0]
     """
     out = np.zeros(len(CLASSES), dtype=np.int64)
@@ -73,22 +95,24 @@ def column_classes(col: tuple, absent: int, counter: Counter | None = None) -> n
     if counter is None:
         types = set(map(type, col))
         if types <= _PLAIN:
-            nulls = col.count(None) if type(None) in types else 0
+            if nulls is None:
+                nulls = col.count(None) if type(None) in types else 0
             out[_NULL] = nulls - absent
             out[_NUM] = B - nulls
             return out
-        counter = Counter(col)
+    # by type, not by value: a value Counter would merge True with 1 and 1.0 (equal hashes)
     nulls = 0
-    for v, c in counter.items():
-        t = v.__class__
-        if v is None:
+    for t, c in Counter(map(type, col)).items():
+        if t is _NONE:
             nulls += c
         elif t is bool:
             out[_BOOL] += c
         elif t in _NUMERIC:
             out[_NUM] += c
         elif t is str:
-            out[_EMPTY if v == "" else _STR] += c
+            empty = col.count("")
+            out[_EMPTY] += empty
+            out[_STR] += c - empty
         else:
             out[_STR] += c
     out[_NULL] = nulls - absent
@@ -120,6 +144,7 @@ class QualityTable:
         self.ref_span: dict[str, list[float]] = {}
         self.seen: dict[str, dict[str, int] | None] = {}  # categorical reference categories
         self.events = 0  # events seen by the table (for new columns' synthetic reference)
+        self._cache: tuple | None = None  # reference-derived arrays of ``pvalues``
         self.new_events = 0  # reference size of a new column (0: ``warmup``)
 
     # ------------------------------------------------------------------ columns
@@ -137,6 +162,7 @@ class QualityTable:
             row[0, _EV] = row[0, _ABS] = self.events
             collect = max(self.warmup - self.events, 0)
         self.ref = np.concatenate([self.ref, row])
+        self._cache = None
         self.collect = np.append(self.collect, collect)
         self.ring = np.concatenate(
             [self.ring, np.zeros((self.window, 1, len(CLASSES)), dtype=np.int64)], axis=1
@@ -149,6 +175,7 @@ class QualityTable:
         """Use profile counts (a baseline) as the column's frozen reference."""
         i = self.index[name] if name in self.index else self.add(name, new=False)
         self.ref[i] = [int(counts.get(c, 0)) for c in CLASSES]
+        self._cache = None
         self.collect[i] = 0
         self.seen[name] = None if seen is None else dict(seen)
 
@@ -159,6 +186,7 @@ class QualityTable:
             return
         self.ref[i] = 0
         self.collect[i] = self.warmup
+        self._cache = None
         self.ring[:, i] = 0
         self.age[i] = 0
         self.ref_span[name] = [math.nan, math.nan]
@@ -177,6 +205,7 @@ class QualityTable:
         if coll.any():
             idx = np.flatnonzero(coll)
             self.ref[idx] += counts[idx]
+            self._cache = None
             for i in idx.tolist():
                 name = self.names[i]
                 span = self.ref_span[name]
@@ -229,43 +258,75 @@ class QualityTable:
 
     # ------------------------------------------------------------------ tests
     def pvalues(self, range_ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
-        """P-values (missing, type, range) per column over the window; nan where untested."""
+        """P-values (missing, type, range) per column over the window; nan where untested.
+
+        All rates of all columns go through one screened call (``_rates``); columns with
+        nothing unusual (no missing, foreign-type or out-of-range value in the window and none
+        missing in the reference) are not tested at all.
+        """
         F = len(self.names)
-        cur = self.window_counts()
-        ref = self.ref.astype(np.float64)
-        full = (self.age >= self.window) & (self.collect <= 0)
-        p_miss = np.full(F, np.nan)
-        p_type = np.full(F, np.nan)
-        p_range = np.full(F, np.nan)
+        nan = np.full(F, np.nan)
         worst = np.full(F, -1)
+        cur = self.window_counts()
+        ref = self.ref
+        full = (self.collect <= 0) & (cur[:, _EV] >= MIN_WINDOW)
         if not full.any():
-            return p_miss, p_type, p_range, worst
+            return nan, nan, nan, worst
+        c = self._cache
+        if c is None or len(c[0]) != F:
+            r_miss = ref[:, _ABS] + ref[:, _NULL]
+            present_ref = ref[:, _TYPES].sum(axis=1)
+            shares = ref[:, _TYPES] / np.maximum(present_ref, 1)[:, None]
+            rare = (shares < _RARE) & (present_ref > 0)[:, None]
+            r_foreign = (ref[:, _TYPES] * rare).sum(axis=1)
+            c = self._cache = (r_miss, present_ref, rare, r_foreign)
+        r_miss, present_ref, rare, r_foreign = c
+        miss = cur[:, _ABS] + cur[:, _NULL]
+        foreign = (cur[:, _TYPES] * rare).sum(axis=1)
+        # screen (normal bound of the beta-binomial, all columns at once): only columns whose
+        # missing, foreign-type or out-of-range count is far from its expectation are tested
+        z = _zscore(
+            np.stack([miss, foreign, cur[:, _OUT]]),
+            np.stack([cur[:, _EV], cur[:, _TYPES].sum(axis=1), cur[:, _TESTED]]),
+            np.stack([r_miss + 0.5, r_foreign + 0.5, range_ab[:, 0] + 1e-9]),
+            np.stack(
+                [ref[:, _EV] - r_miss + 0.5, present_ref - r_foreign + 0.5, range_ab[:, 1] + 1e-9]
+            ),
+        )
+        z[0] = np.abs(z[0])
+        busy = full & (z.max(axis=0) > _BUSY)
+        if not busy.any():
+            p_miss = np.where(full & (ref[:, _EV] > 0), 1.0, np.nan)
+            return p_miss, nan, nan, worst
+        T = len(_TYPES)
         m = cur[:, _EV].astype(np.float64)
-        miss = (cur[:, _ABS] + cur[:, _NULL]).astype(np.float64)
-        r_miss = ref[:, _ABS] + ref[:, _NULL]
-        r_ev = ref[:, _EV]
-        p = rate_pvalues(miss, m, r_miss + 0.5, r_ev - r_miss + 0.5, two_sided=True)
-        p_miss = np.where(full & (r_ev > 0), p, np.nan)
-        # types rare in the reference, each tested for a rise among present values
-        present_ref = ref[:, _TYPES].sum(axis=1)
+        r_ev = ref[:, _EV].astype(np.float64)
         present_cur = cur[:, _TYPES].sum(axis=1).astype(np.float64)
-        shares = ref[:, _TYPES] / np.maximum(present_ref, 1.0)[:, None]
-        rare = (shares < _RARE) & (present_ref > 0)[:, None]
+        tested = cur[:, _TESTED].astype(np.float64)
+        rt = ref[:, _TYPES].astype(np.float64)
+        k = np.concatenate([miss, cur[:, _TYPES].ravel(), cur[:, _OUT]]).astype(np.float64)
+        mm = np.concatenate([m, np.repeat(present_cur, T), tested])
+        a = np.concatenate([r_miss + 0.5, (rt + 0.5).ravel(), range_ab[:, 0]])
+        b = np.concatenate(
+            [
+                r_ev - r_miss + 0.5,
+                (present_ref[:, None] - rt + 0.5).ravel(),
+                np.maximum(range_ab[:, 1], 1e-9),
+            ]
+        )
+        two = np.zeros(len(k), dtype=bool)
+        two[:F] = True
+        sel = np.concatenate([busy, np.repeat(busy, T), busy])
+        p = np.ones(len(k))
+        p[sel] = rate_pvalues(k[sel], mm[sel], a[sel], b[sel], two_sided=two[sel])
+        p_miss = np.where(full & (r_ev > 0), p[:F], np.nan)
         ntested = rare.sum(axis=1)
-        kk = cur[:, _TYPES].astype(np.float64)
-        pt = rate_pvalues(
-            kk.ravel(),
-            np.repeat(present_cur, len(_TYPES)),
-            (ref[:, _TYPES] + 0.5).ravel(),
-            (present_ref[:, None] - ref[:, _TYPES] + 0.5).ravel(),
-        ).reshape(F, len(_TYPES))
+        pt = p[F : F + F * T].reshape(F, T)
         pt = np.where(rare, pt * np.maximum(ntested, 1)[:, None], np.inf)
         worst = np.where(ntested > 0, pt.argmin(axis=1), -1)
         p_type = np.where(full & (ntested > 0), np.minimum(pt.min(axis=1), 1.0), np.nan)
-        tested = cur[:, _TESTED].astype(np.float64)
         ok = full & (tested > 0) & (range_ab[:, 1] > 0)
-        pr = rate_pvalues(cur[:, _OUT], tested, range_ab[:, 0], np.maximum(range_ab[:, 1], 1e-9))
-        p_range = np.where(ok, pr, np.nan)
+        p_range = np.where(ok, p[F + F * T :], np.nan)
         return p_miss, p_type, p_range, worst
 
     def signals(
@@ -281,8 +342,9 @@ class QualityTable:
     ) -> dict[str, list[Signal]]:
         """Alarms of the three tests after a block, by column name.
 
-        ``kinds`` maps a column to ``numeric``/``categorical`` (for the range test's name),
-        ``last_absent`` is the fraction of the last block's events where the column was absent.
+        ``kinds`` maps a column to its feature state (for the range test's name),
+        ``last_absent`` is 1 where the column was absent from the last ``MIN_WINDOW`` events
+        of the block (a vanished feature), else 0.
         ``output`` marks the prediction column: its alarms are ``prediction_drift``.
         """
         out: dict[str, list[Signal]] = {}
@@ -306,8 +368,13 @@ class QualityTable:
             if p_range[i] < alpha:
                 sigs.append(
                     self._range_signal(
-                        name, c, range_ab[i], getattr(kinds.get(name), "kind", None),
-                        p_range[i], alpha, times,
+                        name,
+                        c,
+                        range_ab[i],
+                        getattr(kinds.get(name), "kind", None),
+                        p_range[i],
+                        alpha,
+                        times,
                     )
                 )
             if output:
@@ -359,20 +426,34 @@ class QualityTable:
             f"(reference {pr:.2%}, where it was {was}); binomial p={p:.2g}."
         )
         stats = self._stats(
-            "type_rate", float(pr), float(pc), p, alpha, float(pc - pr), type=tname, expected=dominant
+            "type_rate",
+            float(pr),
+            float(pc),
+            p,
+            alpha,
+            float(pc - pr),
+            type=tname,
+            expected=dominant,
         )
-        return Signal("type_change", len(times) - 1, "critical", stats,
-                      self._window(name, times, c[_EV]), msg, {"kind": "schema"})
+        return Signal(
+            "type_change",
+            len(times) - 1,
+            "critical",
+            stats,
+            self._window(name, times, c[_EV]),
+            msg,
+            {"kind": "schema"},
+        )
 
     def _missing_signal(self, name, r, c, p, alpha, times, last_absent) -> Signal:
         pr = (r[_ABS] + r[_NULL]) / max(r[_EV], 1)
         pc = (c[_ABS] + c[_NULL]) / max(c[_EV], 1)
         ref_absent = r[_ABS] / max(r[_EV], 1)
-        if last_absent >= 0.99 and ref_absent < 0.5:
+        if last_absent and ref_absent < 0.5 and c[_ABS] / max(c[_EV], 1) > ref_absent:
             detector, kind = "vanished", "schema"
             msg = (
-                f"Schema skew: feature '{name}' vanished (absent from every event of the last "
-                f"block; absent in {ref_absent:.2%} of reference events); p={p:.2g}."
+                f"Schema skew: feature '{name}' vanished (absent from the latest events; "
+                f"absent in {ref_absent:.2%} of reference events); p={p:.2g}."
             )
         elif ref_absent >= 0.99 and pc < pr:
             detector, kind = "new_feature", "schema"
@@ -389,12 +470,25 @@ class QualityTable:
             )
         effect = float(pc - pr)
         stats = self._stats(
-            "missing_rate", float(pr), float(pc), p, alpha, effect,
-            absent=int(c[_ABS]), null=int(c[_NULL]),
+            "missing_rate",
+            float(pr),
+            float(pc),
+            p,
+            alpha,
+            effect,
+            absent=int(c[_ABS]),
+            null=int(c[_NULL]),
         )
         severity = "critical" if kind == "schema" or abs(effect) >= 0.1 else "warning"
-        return Signal(detector, len(times) - 1, severity, stats,
-                      self._window(name, times, c[_EV]), msg, {"kind": kind})
+        return Signal(
+            detector,
+            len(times) - 1,
+            severity,
+            stats,
+            self._window(name, times, c[_EV]),
+            msg,
+            {"kind": kind},
+        )
 
     def _range_signal(self, name, c, ab, kind, p, alpha, times) -> Signal:
         tested = max(int(c[_TESTED]), 1)
@@ -414,8 +508,15 @@ class QualityTable:
             )
         stats = self._stats(detector, pr, float(pc), p, alpha, float(pc - pr), count=int(c[_OUT]))
         severity = "critical" if pc >= 0.05 else "warning"
-        return Signal(detector, len(times) - 1, severity, stats,
-                      self._window(name, times, c[_EV]), msg, {"kind": "data_quality"})
+        return Signal(
+            detector,
+            len(times) - 1,
+            severity,
+            stats,
+            self._window(name, times, c[_EV]),
+            msg,
+            {"kind": "data_quality"},
+        )
 
     def resolve_pvalue(self, name: str) -> float | None:
         """Smallest p-value of the column's three tests over the window (None if untested)."""
@@ -461,8 +562,11 @@ class QualityTable:
             t.span = np.zeros((window, 2))
             t.age[:] = 0
             t.pos = 0
-        t.ref_span = {n: [float(x) for x in sp] for n, sp in zip(t.names, s["ref_span"], strict=True)}
+        t.ref_span = {
+            n: [float(x) for x in sp] for n, sp in zip(t.names, s["ref_span"], strict=True)
+        }
         t.seen = {
-            n: None if v is None else dict(zip(v[0], v[1], strict=True)) for n, v in s["seen"].items()
+            n: None if v is None else dict(zip(v[0], v[1], strict=True))
+            for n, v in s["seen"].items()
         }
         return t

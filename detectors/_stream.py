@@ -36,18 +36,46 @@ from ._config import StreamSettings
 from ._numeric import NumericFeature, update_numeric
 from ._outcomes import LabelJoin, Outcomes
 from ._policy import FeaturePolicy
-from ._quality import CLASSES, UNITS, QualityTable, column_classes
+from ._quality import CLASSES, MIN_WINDOW, UNITS, QualityTable, column_classes
 from .exceptions import StateError
 
 __all__ = ["ModelStream"]
 
 _NUMERIC_TYPES = frozenset({int, float})
 _NONE = type(None)
+_PLAIN = frozenset({int, float, _NONE})
+_CAT_TYPES = frozenset({str, bool})
+#: Stride of the type screen of numeric columns (see ``run_block``).
+_STRIDE = 4
 _ALL = ("mean", "scale", "shape", "frequency")
 _APPLIES = {"numeric": ("mean", "scale", "shape", "adwin"), "categorical": ("frequency",)}
 _OUT_MASK = {"numeric": ("mean", "scale", "shape"), "categorical": ("frequency",)}
 _OUT_KIND = {"prediction": "prediction_drift", "latency_ms": "latency"}
 _TESTED, _OUTSIDE = CLASSES.index("tested"), CLASSES.index("out")
+#: How much further a slice's window must have moved than the model-wide window for the
+#: slice to report a change the model-wide stream already reports (see ``_explained``).
+_CONFINED = 2.0
+#: Schema and data-quality detectors: a slice never repeats them while the model-wide stream
+#: has an incident on the column (pipeline faults are rarely confined to a slice).
+_QUALITY_DETECTORS = frozenset(
+    {
+        "type_change",
+        "vanished",
+        "new_feature",
+        "missing_rate",
+        "unseen_categories",
+        "out_of_range",
+        "null_rate",
+    }
+)
+
+
+def _location(f: Any) -> float | None:
+    """Mean standardised location score of a numeric state's current window."""
+    if f is None or f.kind != "numeric" or f.ring is None:
+        return None
+    n, _, _, zsum = f.ring.aggregates()
+    return None if n <= 0 else float(zsum / n)
 
 
 class _Column:
@@ -143,6 +171,8 @@ class ModelStream:
         self.share = 1.0
         self.slices: dict[tuple[str, str], ModelStream] = {}
         self.seg_counts: dict[str, dict[str, int]] = {}
+        self.parent: ModelStream | None = None  # a slice's model-wide stream
+        self._masks: dict[tuple[str, str], tuple[str, ...]] = {}  # (cache)
         self._order: list[str] = []  # feature names of the last block (cache)
         self._order_stale = True
         self._nkeys = 0
@@ -153,8 +183,12 @@ class ModelStream:
 
     # ------------------------------------------------------------------ helpers
     def _mask(self, name: str, kind: str) -> tuple[str, ...]:
-        chosen = self.settings.feature(name).detectors or _ALL
-        return tuple(d for d in _APPLIES[kind] if d in chosen)
+        key = (name, kind)
+        mask = self._masks.get(key)
+        if mask is None:
+            chosen = self.settings.feature(name).detectors or _ALL
+            mask = self._masks[key] = tuple(d for d in _APPLIES[kind] if d in chosen)
+        return mask
 
     def rate_per_unit(self) -> float:
         """False-alarm rate per event allotted to each detector unit of this stream."""
@@ -182,14 +216,16 @@ class ModelStream:
             seen = fp.get("categories") if fp.get("categories_complete") else None
             self.quality.seed(name, fp["counts"], seen)
             self.policies[name] = FeaturePolicy()
-            f = feature_from_profile(name, fp, s, s.feature(name).kind)
+            f = feature_from_profile(
+                name, {**fp, "start": profile.get("start")}, s, s.feature(name).kind
+            )
             if f is not None:
                 self.features[name] = f
         for name in ("prediction", "latency_ms"):
             fp = profile.get(name)
             if not fp:
                 continue
-            f = feature_from_profile(name, fp, s, None)
+            f = feature_from_profile(name, {**fp, "start": profile.get("start")}, s, None)
             if f is None:
                 continue
             self.outputs[name] = f
@@ -211,7 +247,8 @@ class ModelStream:
         if q.live("prediction"):
             i = q.index["prediction"]
             self.out_quality.seed(
-                "prediction", dict(zip(CLASSES, q.ref[i].tolist(), strict=True)),
+                "prediction",
+                dict(zip(CLASSES, q.ref[i].tolist(), strict=True)),
                 q.seen.get("prediction"),
             )
         self.ref_version = other.version if other.version is not None else "(unversioned)"
@@ -230,6 +267,7 @@ class ModelStream:
         order = self._order
         cols: list[tuple] | None = None
         absent: dict[str, int] = {}
+        trailing: set[str] = set()  # absent from the block's last events
         # fast path: every event has the known keys and no others (checked by key counts)
         if not self._order_stale and order and sum(map(len, feats)) == self._nkeys * B:
             try:
@@ -244,10 +282,13 @@ class ModelStream:
             names.update(self.quality.index)
             order = sorted(n for n in names if n not in ignore)
             cols = [tuple([f.get(n) for f in feats]) for n in order]
+            tail = min(MIN_WINDOW, B)
             for n in order:
                 present = sum(1 for f in feats if n in f)
                 if present != B:
                     absent[n] = B - present
+                    if not any(n in f for f in feats[B - tail :]):
+                        trailing.add(n)
         quality = self.quality
         new = self.frozen_schema or self.seq >= settings.warmup
         for name, col in zip(order, cols, strict=True):
@@ -275,23 +316,50 @@ class ModelStream:
         }
         # quality counts of every column (before the references move in this block)
         F = len(quality.names)
-        counts = np.zeros((F, len(CLASSES)), dtype=np.int64)
+        rows9: list = []  # per column: the CLASSES counts (one array built at the end)
         ab = np.zeros((F, 2))
         cats: dict[str, Counter] = {}
         col_of = dict(zip(order, cols, strict=True))
+        nans = dict(
+            zip((n for n, _ in numeric), np.isnan(matrix).sum(axis=1).tolist(), strict=True)
+        )
         for i, name in enumerate(quality.names):
             col = col_of.get(name)
             if col is None:
-                counts[i, :2] = B  # every event lacks it (now ignored)
+                rows9.append([B, B, 0, 0, 0, 0, 0, 0, 0])  # every event lacks it (ignored)
                 continue
+            a = absent.get(name, 0)
             f = self.features.get(name)
             if f is not None and f.kind == "categorical":
                 c = cats[name] = Counter(col)
-                counts[i] = column_classes(col, absent.get(name, 0), c)
-                counts[i, _TESTED], counts[i, _OUTSIDE] = quality.unseen(name, c)
+                types = set(map(type, col[::_STRIDE]))
+                types.discard(_NONE)
+                tested, unseen = quality.unseen(name, c)
                 ab[i] = quality.range_prior(name)
+                if len(types) == 1 and types <= _CAT_TYPES:
+                    # one type in the sample (str or bool): counts from the value Counter
+                    # (a mix with numbers, where True == 1 would merge, is counted exactly)
+                    nulls = c.get(None, 0)
+                    empty = c.get("", 0)
+                    rest = B - nulls - empty
+                    if str in types:
+                        rows9.append([B, a, nulls - a, 0, rest, empty, 0, tested, unseen])
+                    else:
+                        rows9.append([B, a, nulls - a, 0, 0, empty, rest, tested, unseen])
+                else:
+                    row = column_classes(col, a, c).tolist()
+                    row[_TESTED], row[_OUTSIDE] = tested, unseen
+                    rows9.append(row)
             else:
-                counts[i] = column_classes(col, absent.get(name, 0))
+                nulls = nans.get(name)
+                if nulls is not None and set(map(type, col[::_STRIDE])) <= _PLAIN:
+                    # a numeric column whose sampled values are all numbers: counts from the
+                    # matrix (a foreign type in a block shows in the sample with near
+                    # certainty above a few percent; then the block is counted exactly)
+                    rows9.append([B, a, nulls - a, B - nulls, 0, 0, 0, 0, 0])
+                else:
+                    rows9.append(column_classes(col, a, None, nulls).tolist())
+        counts = np.array(rows9, dtype=np.int64).reshape(F, len(CLASSES))
         if numeric:
             idx = [j for j, (n, _) in enumerate(numeric) if self.features[n].live]
             if idx:
@@ -307,12 +375,15 @@ class ModelStream:
                 ab[rows_q, 0] = 2.0
                 ab[rows_q, 1] = [max(r.n - 1, 1) for r in refs]
         quality.observe(counts, cats, float(times[0]), float(times[-1]))
-        last_absent = counts[:, 1] / max(B, 1)
+        last_absent = np.array([n in trailing for n in quality.names], dtype=np.float64)
         qsig = quality.signals(rate, B, times, ab, self.features, last_absent)
         # outputs: combined with the features' numeric pass when the stream is all predictions
-        preds = events if all(e.kind == "prediction" for e in events) else [
-            e for e in events if e.kind == "prediction"
-        ]
+        kinds = [e.kind for e in events]
+        preds = (
+            events
+            if kinds.count("prediction") == B
+            else [e for e, k in zip(events, kinds, strict=True) if k == "prediction"]
+        )
         out_cols = self._output_columns(preds)
         combined = [
             n
@@ -324,8 +395,8 @@ class ModelStream:
         ]
         extra_rows = [out_cols[n][1] for n in combined]
         if extra_rows:
-            matrix = np.concatenate([matrix, np.array(extra_rows)]) if numeric else np.array(
-                extra_rows
+            matrix = (
+                np.concatenate([matrix, np.array(extra_rows)]) if numeric else np.array(extra_rows)
             )
         num_feats = [self.features[n] for n, _ in numeric] + [self.outputs[n] for n in combined]
         masks = [self._mask(n, "numeric") for n, _ in numeric] + [_OUT_MASK["numeric"]] * len(
@@ -341,9 +412,7 @@ class ModelStream:
             masks,
         )
         by_name = dict(zip((n for n, _ in numeric), num_signals, strict=False))
-        out_signals = {
-            n: s for n, s in zip(combined, num_signals[len(numeric) :], strict=True)
-        }
+        out_signals = {n: s for n, s in zip(combined, num_signals[len(numeric) :], strict=True)}
         out: list[tuple[int, str, Any]] = []
         for name in quality.names:
             feature = self.features.get(name)
@@ -357,6 +426,8 @@ class ModelStream:
                 mask = self._mask(name, feature.kind)
                 signals = feature.update(col_of[name], times, seq0, settings, rate, mask)
             signals = signals + qsig.get(name, [])
+            if signals and self.parent is not None:
+                signals = self._unexplained(name, "features", signals)
             view = _Column(name, feature, quality)
             for seq, alert in self.policies[name].step(
                 view, signals, ctx=ctx, counters=self.counters
@@ -380,12 +451,17 @@ class ModelStream:
         out: dict[str, tuple[tuple, np.ndarray | None]] = {}
         if not preds:
             return out
-        for name in ("prediction", "latency_ms"):
-            col = tuple([getattr(e, name) for e in preds])
+        raw = {
+            "prediction": tuple([e.prediction for e in preds]),
+            "latency_ms": tuple([e.latency_ms for e in preds]),
+        }
+        for name, col in raw.items():
             f = self.outputs.get(name)
             if f is None:
+                if col[0] is None and col.count(None) == len(col):
+                    continue  # only missing values so far: decide later
                 kind = _infer(col, "numeric" if name == "latency_ms" else None)
-                if kind is None or (name == "latency_ms" and col.count(None) == len(col)):
+                if kind is None:
                     continue
                 f = self.outputs[name] = self._new_feature(name, kind)
                 self.out_policies[name] = FeaturePolicy()
@@ -434,9 +510,7 @@ class ModelStream:
                 counts[_OUTSIDE] = int(((x < r.grid_x[0]) | (x > r.grid_x[-1])).sum())
                 ab[0] = (2.0, max(r.n - 1, 1))
             q.observe(counts[None, :], cats, float(times[0]), float(times[-1]))
-            qs = q.signals(
-                rate, P, times, ab, {"prediction": pf}, np.zeros(1), output=True
-            )
+            qs = q.signals(rate, P, times, ab, {"prediction": pf}, np.zeros(1), output=True)
             signals["prediction"] = signals.get("prediction", []) + qs.get("prediction", [])
         ctx = {
             "model": self.model,
@@ -453,6 +527,8 @@ class ModelStream:
             if f is None or name not in self.out_policies:
                 continue
             sigs = signals.get(name, [])
+            if sigs and self.parent is not None:
+                sigs = self._unexplained(name, "outputs", sigs)
             for s in sigs:
                 self._explain_output(name, s, out_cols.get(name))
             policy = self.out_policies[name]
@@ -504,6 +580,8 @@ class ModelStream:
             times = np.array([r[0] for r in o.buf], dtype=np.float64)
             seq0, block = o.seq, o.blocks
             sigs = o.run(self.settings, self.rate_per_unit())
+            if sigs and self.parent is not None:
+                sigs = self._unexplained("error", "labels", sigs)
             ctx = {
                 "model": self.model,
                 "version": self.version,
@@ -526,6 +604,57 @@ class ModelStream:
         return out
 
     # ------------------------------------------------------------------ segments
+    def _unexplained(self, name: str, where: str, signals: list) -> list:
+        """A slice's alarms on a column that the model-wide stream does not already explain."""
+        if not self._parent_active(name, where):
+            return signals
+        keep = [
+            s
+            for s in signals
+            if s.detector not in _QUALITY_DETECTORS and not self._explained(name, where)
+        ]
+        self.counters["suppressed"] += len(signals) - len(keep)
+        return keep
+
+    def _parent_active(self, name: str, where: str) -> bool:
+        parent = self.parent
+        if where == "labels":
+            p = parent.outcomes.policy
+        else:
+            p = (parent.policies if where == "features" else parent.out_policies).get(name)
+        return p is not None and p.active is not None
+
+    def _explained(self, name: str, where: str) -> bool:
+        """Whether a slice's drift alarm on a column is a model-wide change seen through it.
+
+        The model-wide stream processes each block before its slices, so a change everywhere
+        has already opened a model-wide incident on the column when a slice sees it: the
+        slice keeps quiet (one alert, not one per slice). A drift confined to the slice is
+        still the slice's to report: for numeric states (features, the outputs, the error
+        stream) the slice speaks up when its window's mean location score (a standardised
+        rank score, comparable across streams) moved at least ``_CONFINED`` times as far as
+        the model-wide window's, which a change everywhere does not do and a change in one of
+        ``k`` equal slices does (about ``k`` times).
+        """
+        parent = self.parent
+        mine, theirs = self._view(name, where), parent._view(name, where)
+        shifts = [_location(getattr(v, "drift", v)) for v in (mine, theirs)]
+        if shifts[0] is None or shifts[1] is None:
+            return True
+        return not abs(shifts[0]) >= _CONFINED * abs(shifts[1])
+
+    def _view(self, name: str, where: str) -> Any:
+        if where == "labels":
+            return self.outcomes.error
+        if where == "outputs":
+            f = self.outputs.get(name)
+            if f is None:
+                return None
+            return _Column(name, f, self.out_quality) if name == "prediction" else f
+        if name not in self.quality.index:
+            return None
+        return _Column(name, self.features.get(name), self.quality)
+
     def _reshare(self) -> None:
         self.share = 1.0 / (1 + len(self.seg_counts))
         for child in self.slices.values():
@@ -558,6 +687,7 @@ class ModelStream:
                         self.model, self.version, s, segment={k: v}
                     )
                     child.share = self.share
+                    child.parent = self
                 child.pending.append(ev)
                 child.ptimes.append(ev.timestamp)
                 if len(child.pending) >= s.block:
@@ -565,9 +695,11 @@ class ModelStream:
         return out
 
     def _prune(self, key: str, counts: dict[str, int]) -> None:
-        keep = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: 4 * self.settings.max_segments]
+        keep = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[
+            : 4 * self.settings.max_segments
+        ]
         kept = dict(keep)
-        for (k, v) in self.slices:
+        for k, v in self.slices:
             if k == key and v in counts:
                 kept[v] = counts[v]
         self.seg_counts[key] = kept
@@ -657,7 +789,9 @@ class ModelStream:
             "joins": self.joins.to_state(),
             "outcomes": self.outcomes.to_state(),
             "share": self.share,
-            "seg_counts": {k: [sorted(v), [v[x] for x in sorted(v)]] for k, v in self.seg_counts.items()},
+            "seg_counts": {
+                k: [sorted(v), [v[x] for x in sorted(v)]] for k, v in self.seg_counts.items()
+            },
             "slices": [c.to_state() for _, c in sorted(self.slices.items())],
         }
 
@@ -694,12 +828,20 @@ class ModelStream:
             is_pred, feats, pred, lat, seg = p
             if is_pred:
                 ev = PredictionEvent(
-                    model=model, timestamp=t, features=feats, prediction=pred,
-                    model_version=st.version, segment=seg, latency_ms=lat,
+                    model=model,
+                    timestamp=t,
+                    features=feats,
+                    prediction=pred,
+                    model_version=st.version,
+                    segment=seg,
+                    latency_ms=lat,
                 )
             else:
                 ev = FeatureEvent(
-                    model=model, timestamp=t, features=feats, model_version=st.version,
+                    model=model,
+                    timestamp=t,
+                    features=feats,
+                    model_version=st.version,
                     segment=seg,
                 )
             st.pending.append(ev)
@@ -717,9 +859,7 @@ class ModelStream:
                 f = cls._feature_from_state(fs, settings)
                 st.outputs[f.name] = f
             st.out_quality = QualityTable.from_state(s["out_quality"], w, warm)
-            st.out_policies = {
-                n: FeaturePolicy.from_state(p) for n, p in s["out_policies"].items()
-            }
+            st.out_policies = {n: FeaturePolicy.from_state(p) for n, p in s["out_policies"].items()}
             st.out_seq, st.out_blocks = (int(v) for v in s["out_counts"])
             st.ref_version = s["ref_version"]
             st.joins = LabelJoin.from_state(
@@ -736,6 +876,7 @@ class ModelStream:
                 if not isinstance(seg, dict) or len(seg) != 1:
                     raise StateError("state: bad segment slice")
                 ((k, v),) = seg.items()
+                child.parent = st
                 st.slices[(k, v)] = child
         else:  # a state of the feature-drift core: quality restarts from here
             for n in sorted(st.policies):

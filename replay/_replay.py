@@ -27,14 +27,14 @@ from driftline.replay._progress import Progress
 from driftline.replay._summary import ReplaySummary
 from driftline.replay.exceptions import ReplayError
 
-__all__ = ["DEFAULT_BATCH_SIZE", "replay_files"]
+__all__ = ["DEFAULT_BATCH_SIZE", "fewer_collections", "open_output", "replay_files"]
 
 DEFAULT_BATCH_SIZE = 1024
 _OUT_BUFFER = 1 << 20
 
 
 @contextlib.contextmanager
-def _output(out: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
+def open_output(out: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
     """Open the alerts sink.
 
     A regular file is written under a temporary name and renamed into place only when the
@@ -81,7 +81,7 @@ def _output(out: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
+def fewer_collections() -> Iterator[None]:
     """Raise the cyclic collector's young-generation threshold for the run.
 
     Replay allocates a handful of containers per event (the event, its features dict, the
@@ -139,7 +139,7 @@ def replay_files(
     echo : callable, optional
         Receives the bad-line messages (default: stderr, around the progress bar).
     stdin : binary file, optional
-        What ``-`` reads (default ``sys.stdin.buffer``).
+        What ``-`` reads (default: file descriptor 0, with a large buffer).
     monitor : Monitor, optional
         The monitor to drive, e.g. one restored with ``load_model`` to continue from a
         worker's checkpoint; by default a new one from ``config`` and ``baseline``.
@@ -154,6 +154,10 @@ def replay_files(
         An input is missing, unreadable, empty or a corrupt gzip stream.
     BadLineError
         Under ``strict``, at the first bad line.
+    ReplayError
+        ``out`` cannot be written.
+    ValueError, OSError
+        ``config`` names a file that is unreadable or invalid (the detectors' ``ConfigError``).
     """
     from driftline.detectors import DetectionConfig, Monitor, load_config
 
@@ -175,7 +179,7 @@ def replay_files(
     process = monitor.process
     start = time.perf_counter()
     try:
-        with _fewer_collections(), _output(out) as sink:
+        with fewer_collections(), open_output(out) as sink:
             write = sink.write
             for path in paths:
                 name = display_name(path)

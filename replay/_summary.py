@@ -6,17 +6,17 @@ from dataclasses import dataclass, field
 
 from driftline.replay._badlines import BadLine
 
-__all__ = ["PublishSummary", "ReplaySummary"]
+__all__ = ["PublishSummary", "ReplaySummary", "format_counts", "format_invalid"]
 
 
-def _counts(items: dict[str, int]) -> str:
+def format_counts(items: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(items.items())) or "none"
 
 
-def _invalid_lines(count: int, by_reason: dict[str, int]) -> str:
+def format_invalid(count: int, by_reason: dict[str, int]) -> str:
     if not count:
         return "invalid lines: 0"
-    return f"invalid lines: {count:,} ({_counts(by_reason)})"
+    return f"invalid lines: {count:,} ({format_counts(by_reason)})"
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,12 @@ class ReplaySummary:
         lines = [
             f"replayed {self.events:,} events from {len(self.inputs)} input(s) in "
             f"{self.elapsed_seconds:.2f} s ({self.events_per_second:,.0f} events/s)",
-            f"  events: {_counts(self.events_by_kind)}",
-            f"  {_invalid_lines(self.invalid_lines, self.invalid_by_reason)}",
+            f"  events: {format_counts(self.events_by_kind)}",
+            f"  {format_invalid(self.invalid_lines, self.invalid_by_reason)}",
             f"  alerts: {self.alerts:,}",
         ]
         if self.alerts:
-            lines[-1] += f" ({_counts(self.alerts_by_kind)})"
+            lines[-1] += f" ({format_counts(self.alerts_by_kind)})"
         width = max((len(k) for k, _ in self.alerts_by_feature), default=0)
         for (kind, feature), n in sorted(self.alerts_by_feature.items()):
             lines.append(f"    {kind:<{width}}  {feature}: {n:,}")
@@ -123,7 +123,7 @@ class PublishSummary:
             [
                 f"published {self.messages:,} messages from {len(self.inputs)} input(s) in "
                 f"{self.elapsed_seconds:.2f} s ({self.messages_per_second:,.0f} messages/s)",
-                f"  topics: {_counts(self.messages_by_topic)}",
-                f"  {_invalid_lines(self.invalid_lines, self.invalid_by_reason)}",
+                f"  topics: {format_counts(self.messages_by_topic)}",
+                f"  {format_invalid(self.invalid_lines, self.invalid_by_reason)}",
             ]
         )

@@ -238,9 +238,9 @@ def _run_baseline_build(args: argparse.Namespace) -> int:
             cfg, _ = _load_detection(args.config, None)
         except (OSError, ValueError) as exc:
             return _fail(_describe(exc))
-        from driftline.replay._baseline import build_baseline
+        from driftline.replay._baseline import build_baseline_file
 
-        summary = build_baseline(
+        summary = build_baseline_file(
             args.inputs,
             args.out,
             config=cfg,
@@ -251,7 +251,7 @@ def _run_baseline_build(args: argparse.Namespace) -> int:
     except ReplayError as exc:
         return _fail(str(exc), exc.exit_status)
     if not args.quiet:
-        print(summary, file=sys.stderr)
+        print(summary.format(), file=sys.stderr)
     return 0
 
 

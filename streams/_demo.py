@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,6 +72,7 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
     sample = str(sample_path())
     expected = _expected_subjects(sample)
     worker: subprocess.Popen | None = None
+    scratch = tempfile.mkdtemp(prefix="driftline-demo-")
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below
         prefix="driftline-demo-worker-", suffix=".log", delete=False
     )
@@ -93,6 +95,8 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
                     _APP_ID,
                     "--store",
                     "memory",
+                    "--data-dir",  # Faust creates its data directory even for memory tables
+                    scratch,
                     "--web-port",
                     str(port),
                     "--no-create-topics",
@@ -157,6 +161,7 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
         log.close()
         with contextlib.suppress(OSError):
             os.unlink(log.name)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def _publish_and_watch(

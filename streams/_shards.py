@@ -7,11 +7,13 @@ bytes, runs :class:`driftline.detectors.Monitor` on the valid ones and publishes
 
 State and at-least-once
 -----------------------
-Detector state lives in memory (the ``Monitor``) and is written to a changelog-backed table,
-one record per model, when the shard has seen ``checkpoint_events`` events or
-``checkpoint_seconds`` have passed. Messages are acknowledged only *after* the checkpoint
-that includes them (and after the alerts they produced were delivered), so the committed
-offset of a shard never passes its last checkpoint.
+Detector state lives in memory (the ``Monitor``) and is written to a changelog-backed table
+when the shard has seen ``checkpoint_events`` events or ``checkpoint_seconds`` have passed:
+per model, the state compressed and cut into chunks of at most 256 KiB (a model's state can
+exceed Kafka's 1 MB record limit), then a small header naming the chunks' generation.
+Messages are acknowledged only *after* the checkpoint that includes them (and after the
+alerts they produced were delivered), so the committed offset of a shard never passes its
+last checkpoint.
 
 Duplicates are expected at two places: the shard topic is re-read from its committed offset
 after a crash or a rebalance, and the router re-forwards source records whose offsets it had
@@ -31,6 +33,7 @@ import asyncio
 import logging
 import struct
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,34 +42,64 @@ from driftline.streams._framing import iter_frames
 from driftline.streams._metrics import WorkerMetrics
 from driftline.streams._router import deadletter_headers, shard_of
 
-__all__ = ["ShardProcessor", "pack_checkpoint", "unpack_checkpoint"]
+__all__ = ["ShardProcessor", "chunk_key", "pack_checkpoint", "unpack_header", "unpack_state"]
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"DLC1"
+_MAGIC = b"DLC2"
 _LENGTH = struct.Struct(">I")
+#: A model's state can exceed Kafka's default 1 MB record limit (it grows with features and
+#: segments), so it is compressed and split into chunks of at most this size.
+CHUNK_BYTES = 256 * 1024
 
 #: (event kind, source partition) -> highest source offset applied to a model's state.
 Watermarks = dict[tuple[str, int], int]
 
 
-def pack_checkpoint(marks: Watermarks, state: bytes) -> bytes:
-    """Table value: magic, the model's source watermarks (JSON), the model's state bytes."""
-    doc = orjson.dumps([[kind, partition, offset] for (kind, partition), offset in marks.items()])
-    return _MAGIC + _LENGTH.pack(len(doc)) + doc + state
+def chunk_key(model_key: bytes, generation: int, index: int) -> bytes:
+    """Table key of one chunk. ``0xff`` never starts UTF-8, so it cannot be a model's key."""
+    return b"\xff%s\x00%d\x00%d" % (model_key, generation, index)
 
 
-def unpack_checkpoint(value: bytes) -> tuple[Watermarks, bytes]:
-    """Inverse of :func:`pack_checkpoint`; ``ValueError`` on anything else."""
+def pack_checkpoint(marks: Watermarks, state: bytes, generation: int) -> tuple[bytes, list[bytes]]:
+    """The header record (magic, JSON: generation, chunk count, watermarks) and the chunks.
+
+    Chunks are written first and the header last, under a new generation, so that a crash
+    in the middle leaves the previous header pointing at the previous, complete chunks.
+    """
+    packed = zlib.compress(state, 1)
+    chunks = [packed[i : i + CHUNK_BYTES] for i in range(0, len(packed), CHUNK_BYTES)] or [b""]
+    doc = orjson.dumps(
+        {
+            "generation": generation,
+            "chunks": len(chunks),
+            "marks": [[kind, partition, offset] for (kind, partition), offset in marks.items()],
+        }
+    )
+    return _MAGIC + _LENGTH.pack(len(doc)) + doc, chunks
+
+
+def unpack_header(value: bytes) -> tuple[int, int, Watermarks]:
+    """``(generation, chunk count, watermarks)`` of a header; ``ValueError`` otherwise."""
     if not isinstance(value, bytes | bytearray) or value[:4] != _MAGIC or len(value) < 8:
         raise ValueError("not a driftline checkpoint")
     (length,) = _LENGTH.unpack_from(value, 4)
     try:
-        rows = orjson.loads(value[8 : 8 + length])
-        marks = {(str(k), int(p)): int(o) for k, p, o in rows}
-    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint watermarks unreadable: {exc}") from None
-    return marks, bytes(value[8 + length :])
+        doc = orjson.loads(value[8 : 8 + length])
+        marks = {(str(k), int(p)): int(o) for k, p, o in doc["marks"]}
+        return int(doc["generation"]), int(doc["chunks"]), marks
+    except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"checkpoint header unreadable: {exc}") from None
+
+
+def unpack_state(chunks: list[bytes | None]) -> bytes:
+    """Join and decompress the chunks; ``ValueError`` if one is missing or corrupt."""
+    if any(chunk is None for chunk in chunks):
+        raise ValueError("checkpoint chunk missing")
+    try:
+        return zlib.decompress(b"".join(chunks))  # type: ignore[arg-type]
+    except zlib.error as exc:
+        raise ValueError(f"checkpoint state corrupt: {exc}") from None
 
 
 class _Shard:
@@ -129,6 +162,7 @@ class ShardProcessor:
         self._metrics = metrics
         self._shards: dict[int, _Shard] = {}
         self._marks: dict[str, Watermarks] = {}
+        self._generation: dict[str, tuple[int, int]] = {}  # model -> (generation, chunks)
         self._pending: list[Awaitable] = []
         self.last_alert: dict[str, dict] = {}
         self.processed = 0
@@ -159,6 +193,7 @@ class ShardProcessor:
             for model in book.models:
                 self.monitor.drop_model(model)
                 self._marks.pop(model, None)
+                self._generation.pop(model, None)
                 self.last_alert.pop(model, None)
 
     # -- the hot path ----------------------------------------------------------------------
@@ -330,17 +365,22 @@ class ShardProcessor:
     def _restore(self, model: str, book: _Shard) -> None:
         """Load a model's last checkpoint from the table the first time the shard sees it."""
         book.models.add(model)
-        value = self._table.get(model.encode())
+        key = model.encode()
+        value = self._table.get(key)
         if value is None:
             return
         try:
-            marks, state = unpack_checkpoint(value)
+            generation, count, marks = unpack_header(value)
+            state = unpack_state(
+                [self._table.get(chunk_key(key, generation, i)) for i in range(count)]
+            )
             self.monitor.load_model(model, state)
         except Exception as exc:  # corrupt or foreign record: start over, loudly
             log.error("checkpoint of model %r unusable, starting fresh: %s", model, exc)
             self.monitor.drop_model(model)
             return
         self._marks[model] = marks
+        self._generation[model] = (generation, count)
 
     async def _checkpoint(self, book: _Shard, ack: Callable) -> None:
         """Deliver pending output, write dirty models to the table, then acknowledge."""
@@ -350,7 +390,16 @@ class ShardProcessor:
         table = self._table
         dump = self.monitor.dump_model
         for model in book.dirty:
-            table[model.encode()] = pack_checkpoint(self._marks.get(model, {}), dump(model))
+            key = model.encode()
+            old_generation, old_count = self._generation.get(model, (0, 0))
+            generation = old_generation + 1
+            header, chunks = pack_checkpoint(self._marks.get(model, {}), dump(model), generation)
+            for i, chunk in enumerate(chunks):
+                table[chunk_key(key, generation, i)] = chunk
+            table[key] = header  # last: the switch to the new generation
+            for i in range(old_count):
+                table.pop(chunk_key(key, old_generation, i), None)
+            self._generation[model] = (generation, len(chunks))
         if book.dirty:
             self._metrics.checkpoints.inc(len(book.dirty))
         book.dirty.clear()

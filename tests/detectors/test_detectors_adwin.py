@@ -1,5 +1,8 @@
 """The opt-in ADWIN detector: detection, silence, exact state round trips, corrupt state."""
 
+import contextlib
+import itertools
+
 import numpy as np
 import pytest
 from _streams import T0, numeric_events
@@ -90,23 +93,31 @@ def test_adwin_stays_quiet_on_a_long_stationary_stream():
 )
 def test_sub_block_means_do_not_depend_on_block_cuts(n, cuts, sub, seed):
     rng = np.random.default_rng(seed)
-    z = rng.normal(size=n)
-    fin = rng.random(n) > 0.2
+    z = rng.normal(size=(2, n))
+    fin = np.ones((2, n), dtype=bool)
+    fin[0] = rng.random(n) > 0.2  # row 0 has missing values, row 1 none
     z[~fin] = 0.0
-    whole = AdwinDetector(1e-6, sub)
-    expect, _ = adwin_inputs(whole, z, fin)
-    pieces = AdwinDetector(1e-6, sub)
-    got = []
-    for lo, hi in zip(
-        [0, *sorted(c for c in cuts if c <= n)],
-        [*sorted(c for c in cuts if c <= n), n],
-        strict=True,
-    ):
-        got += adwin_inputs(pieces, z[lo:hi], fin[lo:hi])[0]
-    assert np.allclose(got, expect)
-    assert len(expect) == int(fin.sum()) // sub
-    if expect:
-        assert expect[0] == pytest.approx(z[fin][:sub].mean())
+
+    def run(bounds, with_mask):
+        dets = [AdwinDetector(1e-6, sub), AdwinDetector(1e-6, sub)]
+        got = [[], []]
+        for lo, hi in itertools.pairwise(bounds):
+            for r, (means, _) in enumerate(
+                adwin_inputs(dets, z[:, lo:hi], fin[:, lo:hi] if with_mask else None)
+            ):
+                got[r] += means
+        return got
+
+    whole = run([0, n], True)
+    bounds = sorted({0, n, *(c for c in cuts if c <= n)})
+    for with_mask in (True, False):
+        got = run(bounds, with_mask)
+        assert np.allclose(got[1], whole[1])
+        if with_mask:
+            assert np.allclose(got[0], whole[0])
+    assert [len(w) for w in whole] == [int(fin[0].sum()) // sub, n // sub]
+    if whole[0]:
+        assert whole[0][0] == pytest.approx(z[0][fin[0]][:sub].mean())
 
 
 @pytest.mark.parametrize("dump_at", [1100, 3333, 3900, 4417, 6001])
@@ -177,6 +188,18 @@ def test_malformed_adwin_fields_raise_state_error(field):
         _reload(state)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_random_byte_damage_of_adwin_state_never_escapes_as_another_error(data):
+    mon = Monitor(ADWIN_ONLY)
+    mon.process(_gradual(n=2600))
+    blob = bytearray(mon.dump_model("m"))
+    pos = data.draw(st.integers(0, len(blob) - 1))
+    blob[pos] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(StateError):
+        Monitor(ADWIN_ONLY).load_model("m", bytes(blob))
+
+
 def test_adwin_bytes_of_another_river_version_restart_the_window():
     state, ad = _adwin_state()
     ad["river"] = "0.0.1"
@@ -184,3 +207,12 @@ def test_adwin_bytes_of_another_river_version_restart_the_window():
     mon.load_model("m", encode_state(state))
     det = _feature(mon).adwin
     assert det.det.width == 0 and det.inputs == ad["acc"][2]
+
+
+def test_docstring_examples_of_the_adwin_module():
+    import doctest
+
+    from driftline.detectors import _adwin
+
+    result = doctest.testmod(_adwin)
+    assert result.failed == 0 and result.attempted > 0

@@ -11,6 +11,7 @@ import asyncio
 import io
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,9 +66,16 @@ class WorkerProc:
     """One ``driftline worker`` subprocess."""
 
     def __init__(
-        self, lay: Layout, *, checkpoint_events: int = 2000, checkpoint_seconds: float = 60.0
+        self,
+        lay: Layout,
+        *,
+        checkpoint_events: int = 2000,
+        checkpoint_seconds: float = 60.0,
+        store: str = "memory",
+        data_dir: str | None = None,
     ) -> None:
         self.port = free_port()
+        self.scratch = tempfile.mkdtemp(prefix="driftline-test-worker-")
         t = lay.topics
         cmd = [
             sys.executable,
@@ -79,7 +87,9 @@ class WorkerProc:
             "--app-id",
             lay.app_id,
             "--store",
-            "memory",
+            store,
+            "--data-dir",
+            data_dir or self.scratch,
             "--web-port",
             str(self.port),
             "--session-timeout",
@@ -173,6 +183,7 @@ class WorkerProc:
         self.stop(signal.SIGKILL)
         self.log.close()
         os.unlink(self.log.name)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 @pytest.fixture

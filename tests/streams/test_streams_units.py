@@ -9,7 +9,13 @@ import pytest
 from driftline.streams import KafkaSettings, TopicLayout, WorkerSettings
 from driftline.streams._framing import KINDS, TICK, batch_prefix, encode_frame, iter_frames
 from driftline.streams._router import model_of, shard_of
-from driftline.streams._shards import pack_checkpoint, unpack_checkpoint
+from driftline.streams._shards import (
+    CHUNK_BYTES,
+    chunk_key,
+    pack_checkpoint,
+    unpack_header,
+    unpack_state,
+)
 from driftline.streams._tail import AlertDeduplicator, format_alert
 from driftline.streams.exceptions import StreamsConfigError
 from hypothesis import given
@@ -95,12 +101,18 @@ def test_shard_is_stable_and_spreads():
     assert shards == set(range(8))
 
 
-def test_checkpoint_round_trip_and_rejects_foreign_bytes():
+def test_checkpoint_round_trip_in_chunks_and_rejects_foreign_bytes():
     marks = {("prediction", 0): 41, ("label", 3): 7}
-    state = bytes(random.Random(1).randbytes(100))
-    assert unpack_checkpoint(pack_checkpoint(marks, state)) == (marks, state)
+    state = random.Random(1).randbytes(3 * CHUNK_BYTES)  # incompressible: several chunks
+    header, chunks = pack_checkpoint(marks, state, generation=5)
+    assert len(chunks) >= 3 and all(len(c) <= CHUNK_BYTES for c in chunks)
+    assert unpack_header(header) == (5, len(chunks), marks)
+    assert unpack_state(chunks) == state
     with pytest.raises(ValueError):
-        unpack_checkpoint(b"\x80\x04pickle-looking bytes")
+        unpack_state([*chunks[:-1], None])
+    with pytest.raises(ValueError):
+        unpack_header(b"\x80\x04pickle-looking bytes")
+    assert chunk_key(b"m", 5, 0) != b"m" and chunk_key(b"m", 5, 0).startswith(b"\xff")
 
 
 def test_kafka_settings_build_both_clients_arguments(monkeypatch):
@@ -283,14 +295,18 @@ def test_shard_skips_redelivered_events_and_restores_from_its_checkpoint():
     asyncio.run(run(proc, [(10, first)]))
     assert monitor.counts == {"m": 4}
     assert acked == [10] and b"m" in table  # 4 >= 3 events: checkpointed, then acked
+    generation, count, _ = unpack_header(table[b"m"])
+    assert len(table) == 1 + count  # the header and this generation's chunks, nothing older
     # the router re-forwards the same source records (a crash before its commit)
     asyncio.run(run(proc, [(11, first)]))
     assert monitor.counts == {"m": 4}
     # a new owner restores the checkpoint and skips what it already contains
     again, monitor2 = _processor(table, producer)
-    more = [(0, 0, i, -1, _event_bytes("m", i)) for i in range(2, 6)]
+    more = [(0, 0, i, -1, _event_bytes("m", i)) for i in range(2, 7)]
     asyncio.run(run(again, [(11, more)]))
-    assert monitor2.counts == {"m": 6}  # 4 from the checkpoint + offsets 4 and 5
+    assert monitor2.counts == {"m": 7}  # 4 from the checkpoint + offsets 4, 5 and 6
+    assert unpack_header(table[b"m"])[0] == generation + 1
+    assert len(table) == 1 + unpack_header(table[b"m"])[1]  # old chunks deleted
 
 
 def test_shard_dead_letters_invalid_events_and_detector_failures():

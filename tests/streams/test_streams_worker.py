@@ -40,6 +40,15 @@ def test_drifting_stream_gives_the_replay_alerts(layout, start_worker, kit):
     assert all(by_id[a["alert_id"]] == a for a in expected)
     worker.wait_events(len(lines))
     assert worker.metric("driftline_alerts_total") >= len(expected)
+    exposition = worker.get("/metrics")[1].decode()
+    for name in (
+        "driftline_events_total{",
+        "driftline_consumer_lag{",
+        "driftline_checkpoint_age_seconds{",
+        "driftline_event_latency_seconds_bucket{",
+        "driftline_batch_processing_seconds_count",
+    ):
+        assert name in exposition, name
     status = orjson.loads(worker.get("/status")[1])
     assert {"fraud", "eta"} <= set(status["models"])
     assert status["models"]["fraud"]["last_alert"]["alert_id"] in _ids(expected)
@@ -88,21 +97,23 @@ def test_bad_messages_go_to_the_dead_letter_topic(layout, start_worker, kit):
     assert worker.alive()
 
 
-def test_kill_9_restores_state_and_loses_no_alert(layout, start_worker, kit):
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_kill_9_restores_state_and_loses_no_alert(layout, start_worker, kit, store, tmp_path):
     lines = kit.drifting_events(["crash-a", "crash-b", "crash-c"], 6000)
     expected = kit.replay_alerts(lines)
     features = {a["feature"] for a in expected}
     assert {"x", "y"} <= features
     cut = int(len(lines) * 0.7)  # x drifts before the cut, y after it
     topic = layout.topics.predictions
-    first = start_worker(layout, checkpoint_events=1500)
+    options = {"checkpoint_events": 1500, "store": store, "data_dir": str(tmp_path)}
+    first = start_worker(layout, **options)
     kit.produce(layout.bootstrap, kit.keyed(topic, lines[:cut]))
     first.wait_events(cut)
     before = kit.read_alerts(layout, lambda a: {x["feature"] for x in a} >= {"x"}, timeout=30)
     assert {a["feature"] for a in before} == {"x"}
     first.stop(signal.SIGKILL)
     kit.produce(layout.bootstrap, kit.keyed(topic, lines[cut:]))
-    second = start_worker(layout, checkpoint_events=1500)
+    second = start_worker(layout, **options)  # same RocksDB directory: local state reused
     got = kit.read_alerts(layout, lambda a: _ids(a) >= _ids(expected), timeout=120)
     assert _ids(got) == _ids(expected)  # every expected alert, nothing else
     # Redelivery may repeat an alert, always with the same id and the same content.
@@ -187,3 +198,17 @@ def test_alerts_tail_prints_each_alert_id_once(layout, kit):
     assert sorted(a["alert_id"] for a in printed) == ["id-0", "id-1", "id-2"]
     readable = tail("--max", "3")
     assert readable.count("model=m") == 3 and "feature=f2" in readable
+
+
+def test_demo_shows_the_injected_drift_and_exits_cleanly():
+    """The README's main command, end to end: its own broker, worker and publisher."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.streams.cli", "demo", "--timeout", "90"],
+        capture_output=True, timeout=150, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "feature=distance_km" in done.stdout and "feature=channel" in done.stdout
+    assert done.stdout.count("ALERT ") >= 2
