@@ -1,7 +1,7 @@
 """Replay throughput next to its ceiling, measured in the same run on the same file.
 
     .venv/bin/python benchmarks/replay.py [--quick] [--events N] [--input FILE] [--profile]
-                                          [--baseline] [--publish]
+                                          [--no-segments] [--baseline] [--publish]
 
 (a) ceiling: reading the lines and ``orjson.loads`` alone, nothing else;
 (b) decode: reading + ``decode_event`` (the contract's validation), no detection;
@@ -135,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         help="fraction of predictions followed by a label event (default 0)",
     )
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--no-segments",
+        action="store_true",
+        help="events without a segment (no per-region detector state)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one replay")
     parser.add_argument(
         "--baseline",
@@ -163,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 models=("fraud",),
                 label_fraction=args.labels,
                 seed=7,
+                segments=not args.no_segments,
             )
             print(f"generated {path} in {time.perf_counter() - start:.1f} s")
         size = os.path.getsize(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any
 
 from ._config import DetectionConfig
@@ -13,6 +14,11 @@ from .exceptions import StateError
 __all__ = ["Monitor"]
 
 _STATE_KIND = "driftline.detectors.model"
+_KIND = attrgetter("kind")
+_MODEL = attrgetter("model")
+_VERSION = attrgetter("model_version")
+_PID = attrgetter("prediction_id")
+_TIME = attrgetter("timestamp")
 
 
 def _version_key(item: tuple) -> tuple:
@@ -74,7 +80,11 @@ class Monitor:
         the block's first one (so a quiet model's alerts do not wait for ``block`` events);
         both rules depend on the events only, never on batches or the wall clock.
         """
+        if not isinstance(events, list):
+            events = list(events)
         out: list[tuple] = []
+        if events and self._run_uniform(events, out):
+            return self._tally(out)
         models = self._models
         counts = self._events
         last_model: Any = None
@@ -109,6 +119,56 @@ class Monitor:
             if len(pending) >= block:
                 out.extend(st.run_block())
                 pending, ptimes = st.pending, st.ptimes
+        return self._tally(out)
+
+    def _run_uniform(self, events: list[Any], out: list[tuple]) -> bool:
+        """Fast path of :meth:`process` for a batch of one model stream and one event kind.
+
+        The common batch (predictions or feature rows of one model version, no
+        ``block_seconds``) is cut into block-sized slices with C-level attribute scans
+        instead of a Python step per event; the blocks, and so the alerts, are the same as
+        the general loop's. Returns False (nothing done) for any other batch.
+        """
+        n = len(events)
+        first = events[0]
+        kind = first.kind
+        if kind == "label" or list(map(_KIND, events)).count(kind) != n:
+            return False
+        model, version = first.model, first.model_version
+        if list(map(_MODEL, events)).count(model) != n:
+            return False
+        if list(map(_VERSION, events)).count(version) != n:
+            return False
+        versions = self._models.get(model)
+        st = None if versions is None else versions.get(version)
+        if st is not None and st.settings.block_seconds:
+            return False
+        if st is None:
+            if self.config.for_model(model).block_seconds:
+                return False
+            if versions is None:
+                versions = self._models[model] = {}
+            st = versions[version] = self._new_stream(model, version)
+        ids = kind == "prediction" and list(map(_PID, events)).count(None) != n
+        self._events[kind] += n
+        block = st.settings.block
+        i = 0
+        while i < n:
+            j = min(n, i + max(block - len(st.pending), 1))
+            chunk = events[i:j]
+            if ids:
+                add = st.joins.add
+                for ev in chunk:
+                    if ev.prediction_id is not None:
+                        add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
+            st.pending.extend(chunk)
+            st.ptimes.extend(map(_TIME, chunk))
+            if len(st.pending) >= block:
+                out.extend(st.run_block())
+            i = j
+        return True
+
+    def _tally(self, out: list[tuple]) -> list[Any]:
         alerts = [a for _, _, a in out]
         for a in alerts:
             self._alerts[a.kind] = self._alerts.get(a.kind, 0) + 1

@@ -402,10 +402,13 @@ def _path_bound(C: np.ndarray) -> np.ndarray:
     L, S, B = C.shape
     if B % _CHUNK:
         return C.max(axis=2) - np.minimum(C.min(axis=2), 0.0)
-    chunks = C.reshape(L, S, B // _CHUNK, _CHUNK)
-    run_min = np.minimum.accumulate(chunks.min(axis=3), axis=2)
+    q = B // _CHUNK
+    # chunk maxima and minima as element-wise reductions over the rows of the transposed
+    # (chunk position x chunk) copy: numpy reduces a short contiguous last axis slowly
+    cols = np.ascontiguousarray(C.reshape(L * S * q, _CHUNK).T)
+    run_min = np.minimum.accumulate(cols.min(axis=0).reshape(L, S, q), axis=2)
     np.minimum(run_min, 0.0, out=run_min)
-    return (chunks.max(axis=3) - run_min).max(axis=2)
+    return (cols.max(axis=0).reshape(L, S, q) - run_min).max(axis=2)
 
 
 def update_numeric(

@@ -29,7 +29,9 @@ from driftline.replay.exceptions import ReplayError
 
 __all__ = ["DEFAULT_BATCH_SIZE", "fewer_collections", "open_output", "replay_files"]
 
-DEFAULT_BATCH_SIZE = 1024
+#: Events per ``Monitor.process`` call. Smaller batches keep fewer live events in cache:
+#: read + decode + bookkeeping measured 3.54 us/event at 512, 3.64 at 1024, 4.34 at 4096.
+DEFAULT_BATCH_SIZE = 512
 _OUT_BUFFER = 1 << 20
 
 

@@ -45,7 +45,9 @@ def _rfc3339(ts: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def _fraud(rng: np.random.Generator, n: int, t: np.ndarray, drift_t: float) -> Iterator[tuple]:
+def _fraud(
+    rng: np.random.Generator, n: int, t: np.ndarray, drift_t: float, segments: bool
+) -> Iterator[tuple]:
     """Card-payment fraud scores: 16 features, RFC 3339 timestamps, score outputs."""
     after = t >= drift_t
     amount = np.round(rng.lognormal(3.5, 1.0, n), 2)
@@ -103,6 +105,8 @@ def _fraud(rng: np.random.Generator, n: int, t: np.ndarray, drift_t: float) -> I
             "prediction": {"score": score[i], "label": bool(score[i] >= 0.5)},
             "latency_ms": latency[i],
         }
+        if not segments:
+            del pred["segment"]
         yield t[i], pred, int(fraud[i])
 
 
@@ -165,6 +169,7 @@ def generate_lines(
     label_fraction: float = 1 / 3,
     models: tuple[str, ...] = ("fraud", "eta"),
     rate_per_s: float = 4.0,
+    segments: bool = True,
 ) -> Iterator[bytes]:
     """Yield the log as JSON lines (newline included), in event-time order.
 
@@ -181,6 +186,9 @@ def generate_lines(
         Which of ``fraud`` and ``eta`` to include.
     rate_per_s : float
         Mean predictions per second of event time, over all models.
+    segments : bool
+        Give ``fraud`` events a ``segment`` (``region``: eu/us/apac), which makes the
+        detectors keep state per region as well.
     """
     rng = np.random.default_rng(seed)
     shares = {"fraud": 2.0, "eta": 1.0}
@@ -191,7 +199,7 @@ def generate_lines(
     for model in models:
         n = round(n_predictions * shares[model] / total_share)
         t = np.sort(rng.uniform(START, START + span, n))
-        gen = _fraud(rng, n, t, drift_t) if model == "fraud" else _eta(rng, n, t)
+        gen = _fraud(rng, n, t, drift_t, segments) if model == "fraud" else _eta(rng, n, t)
         streams.append(_with_labels(rng, gen, n, label_fraction))
     dumps = orjson.dumps
     for _t, _seq, _model, obj in heapq.merge(*streams):

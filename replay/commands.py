@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=1024,
+        default=512,
         metavar="N",
         help="events per detection call (speed only; alerts do not depend on it)",
     )
@@ -158,10 +158,14 @@ def _load_detection(config: str | None, baseline: str | None) -> tuple[Any, Any]
 
 
 def _run_replay(args: argparse.Namespace) -> int:
+    from driftline.replay._inputs import check_inputs
     from driftline.replay.exceptions import ReplayError
 
     progress = False if args.quiet else args.progress
     try:
+        # Inputs first: a typo in a file name is reported before the detectors (river, scipy:
+        # most of a second) are even imported.
+        check_inputs(args.inputs)
         if args.publish:
             return _run_publish(args, progress)
         try:
@@ -230,10 +234,12 @@ def _run_publish(args: argparse.Namespace, progress: bool | None) -> int:
 
 
 def _run_baseline_build(args: argparse.Namespace) -> int:
+    from driftline.replay._inputs import check_inputs
     from driftline.replay.exceptions import ReplayError
 
     progress = False if args.quiet else None
     try:
+        check_inputs(args.inputs)
         try:
             cfg, _ = _load_detection(args.config, None)
         except (OSError, ValueError) as exc:

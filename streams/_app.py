@@ -28,7 +28,7 @@ from driftline.streams._router import Router
 from driftline.streams._settings import KafkaSettings, WorkerSettings
 from driftline.streams._shards import ShardProcessor
 
-__all__ = ["DriftlineApp", "Worker", "build_worker"]
+__all__ = ["DriftlineApp", "Worker", "build_monitor", "build_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,25 @@ def changelog_topic_name(app_id: str) -> str:
     return f"{app_id}-{_TABLE}-changelog"
 
 
+def build_monitor(settings: WorkerSettings) -> Any:
+    """The worker's :class:`driftline.detectors.Monitor` from ``--config`` and ``--baseline``.
+
+    Both files are read the way ``driftline replay`` reads them (``load_config`` and replay's
+    public ``load_baseline``), so a worker and a replay given the same files run the same
+    detection. Raises ``ValueError`` (the detectors' ``ConfigError``) for an invalid file and
+    ``OSError`` or replay's ``InputError`` for an unreadable one; the messages name the file.
+    """
+    from driftline.detectors import DetectionConfig, Monitor, load_config
+
+    config = load_config(settings.config_path) if settings.config_path else DetectionConfig()
+    baseline = None
+    if settings.baseline_path:
+        from driftline.replay import load_baseline
+
+        baseline = load_baseline(settings.baseline_path)
+    return Monitor(config, baseline=baseline)
+
+
 def build_worker(
     kafka: KafkaSettings, settings: WorkerSettings, monitor: Any | None = None
 ) -> Worker:
@@ -119,15 +138,11 @@ def build_worker(
     settings
         Worker settings (topics, checkpointing, store, web).
     monitor
-        A :class:`driftline.detectors.Monitor`; by default one built from
-        ``settings.config_path`` (or the zero-config defaults). Passing one is for tests and
-        benchmarks that want to look at it.
+        A :class:`driftline.detectors.Monitor`; by default :func:`build_monitor`'s. Passing
+        one is for tests and benchmarks that want to look at it.
     """
     if monitor is None:
-        from driftline.detectors import DetectionConfig, Monitor, load_config
-
-        config = load_config(settings.config_path) if settings.config_path else DetectionConfig()
-        monitor = Monitor(config)
+        monitor = build_monitor(settings)
     topics = settings.topics
     shards = topics.partitions
     web_enabled = settings.web_port > 0

@@ -209,6 +209,11 @@ class WorkerSettings:
         Topic names and shard count.
     config_path
         Detection configuration (``driftline.toml``); ``None`` uses the defaults.
+    baseline_path
+        Reference profile written by ``driftline baseline build``; the models it covers are
+        judged against their training data from the first event instead of after a warm-up
+        on the live stream. ``None``: every model warms up. Replay must be given the same
+        profile to emit the same alerts.
     store
         ``rocksdb`` (production: state survives restarts locally, restore reads only the
         changelog tail) or ``memory`` (tests: state is rebuilt from the changelog).
@@ -238,6 +243,7 @@ class WorkerSettings:
     app_id: str = "driftline"
     topics: TopicLayout = field(default_factory=TopicLayout)
     config_path: str | None = None
+    baseline_path: str | None = None
     store: str = "rocksdb"
     data_dir: str = "./driftline-data"
     checkpoint_events: int = 20_000

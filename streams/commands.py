@@ -91,6 +91,12 @@ def register(subparsers: Any) -> None:
     _add_topic_arguments(worker)
     worker.add_argument("--app-id", default="driftline", help="consumer group and state id")
     worker.add_argument("--config", help="detection configuration (driftline.toml)")
+    worker.add_argument(
+        "--baseline",
+        metavar="PROFILE",
+        help="reference profile from `driftline baseline build`: skew detection from the "
+        "first event for the models it covers (give replay the same profile)",
+    )
     worker.add_argument("--store", choices=("rocksdb", "memory"), default="rocksdb")
     worker.add_argument("--data-dir", default="./driftline-data", help="RocksDB directory")
     worker.add_argument("--checkpoint-events", type=int, default=20_000)
@@ -130,6 +136,7 @@ def register(subparsers: Any) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from driftline.replay.exceptions import ReplayError
     from driftline.streams._settings import WorkerSettings
     from driftline.streams.exceptions import StreamsError
 
@@ -139,6 +146,7 @@ def _worker(args: argparse.Namespace) -> int:
             app_id=args.app_id,
             topics=_topic_layout(args),
             config_path=args.config,
+            baseline_path=args.baseline,
             store=args.store,
             data_dir=args.data_dir,
             checkpoint_events=args.checkpoint_events,
@@ -150,13 +158,14 @@ def _worker(args: argparse.Namespace) -> int:
             rebalance_timeout=args.session_timeout,
             loglevel=args.loglevel,
         )
-        from driftline.streams._app import build_worker
+        from driftline.streams._app import build_monitor, build_worker
         from driftline.streams._topics import ensure_topics_sync
 
+        monitor = build_monitor(settings)  # a bad --config or --baseline fails before Kafka
         if not args.no_create_topics:
             ensure_topics_sync(kafka, settings)
-        worker = build_worker(kafka, settings)
-    except (StreamsError, ValueError, OSError) as exc:
+        worker = build_worker(kafka, settings, monitor)
+    except (StreamsError, ReplayError, ValueError, OSError) as exc:
         print(f"driftline worker: {exc}", file=sys.stderr)
         return 2
     return worker.run()

@@ -73,6 +73,7 @@ class WorkerProc:
         checkpoint_seconds: float = 60.0,
         store: str = "memory",
         data_dir: str | None = None,
+        baseline: str | None = None,
     ) -> None:
         self.port = free_port()
         self.scratch = tempfile.mkdtemp(prefix="driftline-test-worker-")
@@ -116,6 +117,8 @@ class WorkerProc:
             "--loglevel",
             "info",
         ]
+        if baseline is not None:
+            cmd += ["--baseline", baseline]
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in cleanup()
             prefix="driftline-worker-", suffix=".log", delete=False
         )
@@ -262,15 +265,16 @@ def read_alerts(lay: Layout, until: Callable[[list[dict]], bool], timeout: float
     ]
 
 
-def replay_alerts(lines: list[bytes]) -> list[dict]:
+def replay_alerts(lines: list[bytes], baseline: str | None = None) -> list[dict]:
     """What ``driftline.replay`` emits for the same events (the reference)."""
-    from driftline.replay import replay_files
+    from driftline.replay import load_baseline, replay_files
 
+    profile = load_baseline(baseline) if baseline else None
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
         f.write(b"\n".join(lines) + b"\n")
     try:
         buf = io.BytesIO()
-        replay_files([f.name], buf, progress=False)
+        replay_files([f.name], buf, baseline=profile, progress=False)
     finally:
         os.unlink(f.name)
     return [orjson.loads(line) for line in buf.getvalue().splitlines()]

@@ -338,3 +338,44 @@ def test_shard_dead_letters_invalid_events_and_detector_failures():
     assert monitor.counts == {"m": 2}
     assert [s[2] for s in producer.sent[1:]] == [f[4] for f in poisoned]
     assert all(dict(s[3])["error"].startswith(b"detector") for s in producer.sent[1:])
+
+
+def test_worker_monitor_gets_the_config_and_the_baseline(tmp_path):
+    from driftline.detectors import build_baseline
+    from driftline.schemas import FeatureEvent
+    from driftline.streams._app import build_monitor
+
+    rnd = random.Random(5)
+    train = [
+        FeatureEvent(model="bl", timestamp=1.7e9 + i, features={"x": rnd.gauss(0, 1)})
+        for i in range(600)
+    ]
+    profile = tmp_path / "profile.json"
+    profile.write_bytes(build_baseline(train).to_json())
+    config = tmp_path / "driftline.toml"
+    config.write_text("[detection]\nwarmup = 777\n[detection.models.bl]\nblock = 128\n")
+    monitor = build_monitor(WorkerSettings(config_path=str(config), baseline_path=str(profile)))
+    assert monitor.config.for_model("other").warmup == 777
+    assert monitor.config.for_model("bl").block == 128
+    assert monitor.baseline.models() == ["bl"]
+    plain = build_monitor(WorkerSettings())
+    assert plain.baseline is None and plain.config.for_model("bl").warmup != 777
+
+
+@pytest.mark.parametrize("content", [None, b"{not json", b'{"format": "something else"}'])
+def test_worker_refuses_a_bad_baseline_before_touching_kafka(tmp_path, content):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "profile.json"
+    if content is not None:
+        path.write_bytes(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.streams.cli", "worker", "--baseline", str(path)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DRIFTLINE_BROKER": "127.0.0.1:1"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0], done.stderr

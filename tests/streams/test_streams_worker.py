@@ -20,7 +20,39 @@ def _ids(alerts: list[dict]) -> set[str]:
     return {a["alert_id"] for a in alerts}
 
 
-def test_drifting_stream_gives_the_replay_alerts(layout, start_worker, kit):
+def _baseline_case(tmp_path) -> tuple[str, list[bytes]]:
+    """A training profile of model ``bl`` and a serving stream whose ``x`` moved by 2 sd.
+
+    The stream is shorter than one warm-up (600 events against 2000), so only a baseline
+    can make it alert.
+    """
+    import random
+
+    from driftline.replay import build_baseline_file
+
+    rnd = random.Random(11)
+
+    def events(n: int, shift: float, t0: float) -> list[bytes]:
+        return [
+            orjson.dumps(
+                {
+                    "model": "bl",
+                    "timestamp": t0 + i,
+                    "features": {"x": rnd.gauss(shift, 1), "y": rnd.gauss(0, 1)},
+                    "prediction": rnd.random(),
+                }
+            )
+            for i in range(n)
+        ]
+
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(b"\n".join(events(3000, 0.0, 1.6e9)) + b"\n")
+    profile = tmp_path / "profile.json"
+    build_baseline_file([str(train)], str(profile), progress=False)
+    return str(profile), events(600, 2.0, 1.7e9)
+
+
+def test_drifting_stream_gives_the_replay_alerts(layout, start_worker, kit, tmp_path):
     import gzip
 
     from driftline.replay import sample_path
@@ -29,9 +61,15 @@ def test_drifting_stream_gives_the_replay_alerts(layout, start_worker, kit):
     # file; labels travel on another topic, so their interleaving is not the file's.
     with gzip.open(sample_path(), "rb") as f:
         lines = [line.rstrip(b"\n") for line in f if b'"features"' in line]
-    expected = kit.replay_alerts(lines)
+    # ... plus model ``bl`` with a training profile (--baseline): it covers only ``bl``.
+    profile, serving = _baseline_case(tmp_path)
+    assert not [a for a in kit.replay_alerts(serving) if a["model"] == "bl"], "needs warm-up"
+    lines += serving
+    expected = kit.replay_alerts(lines, baseline=profile)
     assert expected, "the sample must drift"
-    worker = start_worker(layout)
+    early = [a for a in expected if a["model"] == "bl" and a["status"] == "firing"]
+    assert [a["feature"] for a in early] == ["x"], "the baseline alerts without a warm-up"
+    worker = start_worker(layout, baseline=profile)
     kit.produce(layout.bootstrap, kit.keyed(layout.topics.predictions, lines))
     got = kit.read_alerts(layout, lambda a: _ids(a) >= _ids(expected), timeout=90)
     assert _ids(got) == _ids(expected)
@@ -50,7 +88,7 @@ def test_drifting_stream_gives_the_replay_alerts(layout, start_worker, kit):
     ):
         assert name in exposition, name
     status = orjson.loads(worker.get("/status")[1])
-    assert {"fraud", "eta"} <= set(status["models"])
+    assert {"fraud", "eta", "bl"} <= set(status["models"])
     assert status["models"]["fraud"]["last_alert"]["alert_id"] in _ids(expected)
     assert worker.get("/health")[0] == 200
 
