@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python benchmarks/stream.py            # 300k events, 1M for memory
     .venv/bin/python benchmarks/stream.py --quick    # 60k events, a smoke run
     .venv/bin/python benchmarks/stream.py --events 1000000 --memory-events 5000000
+    .venv/bin/python benchmarks/stream.py --memory                     # (d) only, 5M events
+    .venv/bin/python benchmarks/stream.py --memory --memory-events 2000000
 
 One run measures, on the same topic and the same 20-feature prediction events:
 
@@ -13,7 +15,8 @@ One run measures, on the same topic and the same 20-feature prediction events:
     table, checkpoints) with the full default detection, and the same worker with a
     detector that does nothing (``pipeline``), which isolates the framework's cost;
 (c) latency from produce to detection at half the worker's measured throughput;
-(d) the worker's resident memory while it processes stationary events;
+(d) the worker's resident memory while it processes stationary events (``--memory``: only
+    this, produced in waves while the worker consumes, with RSS printed every million);
 (e) start-up (spawn to first event processed) and restart after ``kill -9``.
 
 Worker throughput is read from the worker's own ``/metrics`` (events through the detector).
@@ -353,6 +356,82 @@ class WorkerProcess:
                 self.proc.wait()
 
 
+def mem_available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+#: Stop producing when the machine has less than this left: the embedded broker (Tansu,
+#: memory-only storage) keeps every record, about 0.6 KiB per event on the source topic plus
+#: the same again on the worker's internal shard topic, and it cannot delete records
+#: (DeleteRecords closes the connection; only deleting a whole topic frees memory).
+_MEMORY_FLOOR_MIB = 3 * 1024
+
+
+def memory_run(broker, tmp: str, total: int, every: int = 1_000_000) -> None:
+    """(d) alone: the worker's RSS every ``every`` events of a long stationary stream.
+
+    Events are produced in waves of 250k in a background thread while the worker consumes,
+    so the run takes about as long as the worker needs, and the broker's memory is watched:
+    the run stops early, saying so, rather than exhaust a shared machine.
+    """
+    import threading
+
+    bootstrap = broker.bootstrap_servers
+    topic = "bench.memory"
+    broker.create_topics_sync({**_layout(topic).all_topics(), topic: 4})
+    app_id = f"bench-memory-{int(time.time() * 1000) % 10**8}"
+    worker = WorkerProcess(bootstrap, topic, "full", app_id, os.path.join(tmp, app_id))
+    produced = [0]
+    stop = threading.Event()
+
+    def producer() -> None:
+        wave = 250_000
+        while produced[0] < total and not stop.is_set():
+            if mem_available_mib() < _MEMORY_FLOOR_MIB:
+                print(f"    stopped producing at {produced[0]:,} events: memory is low")
+                return
+            k = min(wave, total - produced[0])
+            asyncio.run(produce(bootstrap, topic, k, start=produced[0]))
+            produced[0] += k
+
+    began = time.perf_counter()
+    thread = threading.Thread(target=producer, daemon=True)
+    try:
+        worker.wait_ready()
+        thread.start()
+        marks = list(range(every, total + 1, every))
+        rows: list[tuple[int, float, float, float]] = []
+        while marks:
+            if worker.proc.poll() is not None:
+                raise RuntimeError("worker died:\n" + worker.proc.stderr.read().decode()[-3000:])
+            n = worker.events() or 0.0
+            if n >= marks[0]:
+                rows.append((marks.pop(0), rss_mib(worker.proc.pid), rss_mib(broker.pid), n))
+                print(
+                    f"(d) {rows[-1][0]:>9,} events: worker RSS {rows[-1][1]:6.0f} MiB "
+                    f"(broker {rows[-1][2]:,.0f} MiB, {time.perf_counter() - began:.0f} s)",
+                    flush=True,
+                )
+                continue
+            if not thread.is_alive() and n >= produced[0]:
+                print(f"    ended at {n:,.0f} events (all that was produced)")
+                break
+            time.sleep(0.2)
+        if len(rows) >= 2:
+            first, last = rows[0], rows[-1]
+            print(
+                f"(d) worker RSS {first[1]:.0f} MiB after {first[0]:,} events, "
+                f"{last[1]:.0f} MiB after {last[0]:,} ({last[1] - first[1]:+.0f} MiB)"
+            )
+    finally:
+        stop.set()
+        worker.stop()
+        thread.join(timeout=60)
+
+
 def measure_worker(bootstrap, topic, mode, n, tmp, label, rss_at=()):
     app_id = f"bench-{label}-{int(time.time() * 1000) % 10**8}"
     worker = WorkerProcess(bootstrap, topic, mode, app_id, os.path.join(tmp, app_id))
@@ -377,6 +456,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--memory-events", type=int, default=None)
+    parser.add_argument(
+        "--memory", action="store_true", help="only (d): RSS every 1M events up to 5M"
+    )
     parser.add_argument("--worker-mode", choices=("full", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("--broker", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -391,6 +473,17 @@ def main() -> int:
 
     from driftline.streams.broker import EmbeddedBroker
 
+    if args.memory:
+        total = args.memory_events or 5_000_000
+        print(f"machine: {machine()}")
+        print(
+            f"input: {total:,} stationary prediction events, {FEATURES} float features, "
+            f"{MODELS} models, 4 partitions, embedded Tansu broker (in memory); "
+            "worker: RocksDB store, full default detection"
+        )
+        with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+            memory_run(broker, tmp, total, every=min(1_000_000, max(total // 5, 1)))
+        return 0
     n = args.events or (60_000 if args.quick else 300_000)
     mem_n = args.memory_events or (n if args.quick else 1_000_000)
     print(f"machine: {machine()}")

@@ -91,13 +91,20 @@ class CategoricalFeature:
         settings: Any,
         rate: float,
         detector_mask: Any,
+        counter: Counter | None = None,
     ) -> list[Signal]:
-        """Consume one block of raw values (``None`` = missing); return alarms."""
-        raw = Counter(col)
-        nmiss = raw.pop(None, 0)
+        """Consume one block of raw values (``None`` = missing); return alarms.
+
+        ``counter``, ``Counter(col)`` when the caller has it already (the stream counts each
+        categorical column once per block for the data-quality tests too), is not modified.
+        """
+        raw = Counter(col) if counter is None else counter
+        nmiss = raw.get(None, 0)
         self.missing += nmiss
         counts: dict[str, int] = {}
         for value, c in raw.items():
+            if value is None:
+                continue
             key = category_key(value)
             counts[key] = counts.get(key, 0) + c
         nf = len(col) - nmiss

@@ -462,9 +462,9 @@ def update_numeric(
 
     Notes
     -----
-    Per feature only the rank transform (``np.interp`` on its own reference grid) and the
-    sketch update are separate calls; statistics, CUSUMs, change-point bookkeeping, binning
-    and the windowed tests run on (features x events) matrices.
+    Per feature only the rank transform (``np.interp`` on its own reference grid, on the
+    sorted row) and the sketch update are separate calls; statistics, CUSUMs, change-point
+    bookkeeping, binning and the windowed tests run on (features x events) matrices.
     """
     F, B = X.shape
     out: list[list[Signal]] = [[] for _ in range(F)]
@@ -496,10 +496,8 @@ def update_numeric(
     sub = features if L == F else [features[i] for i in live]
     Xl = X if L == F else X[live]
     finl = fin if L == F else fin[live]
-    U = np.empty((L, B))
-    for j, f in enumerate(sub):
-        U[j] = f.reference.transform(Xl[j])
     refs = [f.reference for f in sub]
+    U = NumericReference.transform_rows(refs, Xl)
     centre = np.array([r.centre for r in refs])[:, :, None]
     spread = np.array([r.spread for r in refs])[:, :, None]
     d = U - 0.5
@@ -507,7 +505,7 @@ def update_numeric(
     z -= centre
     z /= spread  # (L, 2, B): standardised location and spread scores
     if not all_fin:
-        z[np.broadcast_to(~finl[:, None, :], z.shape)] = 0.0  # a missing value is no step
+        np.copyto(z, 0.0, where=~finl[:, None, :])  # a missing value is no step
     k = settings.cusum_k
     # CUSUM of s - k (up) and -s - k (down) for both scores, from two cumulative sums: with
     # C = S0 + cumsum(step), S_t = C_t - min(0, min_{j<=t} C_j). The final value, the last

@@ -106,6 +106,24 @@ class NumericReference:
         return np.interp(x, self.grid_x, self.grid_p, left=0.0, right=1.0)
 
     @staticmethod
+    def transform_rows(refs: list[NumericReference], X: np.ndarray) -> np.ndarray:
+        """:meth:`transform` of each row of ``X`` (L, B) under its reference in ``refs``.
+
+        The rows are sorted first and the results put back in place: ``np.interp`` searches
+        each value's grid interval starting from the previous one, which on sorted input is
+        a short, predictable walk instead of a full binary search with mispredicted branches
+        per value (about half the cost for a block). Each value is still mapped by itself,
+        so the result is exactly that of :meth:`transform` row by row.
+        """
+        order = np.argsort(X, axis=1)
+        xs = np.take_along_axis(X, order, axis=1)
+        for j, ref in enumerate(refs):
+            xs[j] = np.interp(xs[j], ref.grid_x, ref.grid_p, left=0.0, right=1.0)
+        U = np.empty_like(xs)
+        np.put_along_axis(U, order, xs, axis=1)
+        return U
+
+    @staticmethod
     def raw_scores(u: np.ndarray) -> np.ndarray:
         """Unstandardised location and spread scores, shape (n, 2)."""
         d = u - 0.5

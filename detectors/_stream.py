@@ -26,7 +26,7 @@ of one key see each event once between them, so their alarms add up to that shar
 from __future__ import annotations
 
 from collections import Counter
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,9 @@ _NUMERIC_TYPES = frozenset({int, float})
 _NONE = type(None)
 _PLAIN = frozenset({int, float, _NONE})
 _CAT_TYPES = frozenset({str, bool})
+_FEATURES, _KIND, _SEGMENT = attrgetter("features"), attrgetter("kind"), attrgetter("segment")
+_PREDICTION, _LATENCY = attrgetter("prediction"), attrgetter("latency_ms")
+_TIME = attrgetter("timestamp")
 #: Stride of the type screen of numeric columns (see ``run_block``).
 _STRIDE = 4
 _ALL = ("mean", "scale", "shape", "frequency")
@@ -263,7 +266,7 @@ class ModelStream:
         seq0 = self.seq
         settings = self.settings
         ignore = settings.ignore
-        feats = [e.features for e in events]
+        feats = list(map(_FEATURES, events))
         order = self._order
         cols: list[tuple] | None = None
         absent: dict[str, int] = {}
@@ -378,7 +381,7 @@ class ModelStream:
         last_absent = np.array([n in trailing for n in quality.names], dtype=np.float64)
         qsig = quality.signals(rate, B, times, ab, self.features, last_absent)
         # outputs: combined with the features' numeric pass when the stream is all predictions
-        kinds = [e.kind for e in events]
+        kinds = list(map(_KIND, events))
         preds = (
             events
             if kinds.count("prediction") == B
@@ -424,7 +427,9 @@ class ModelStream:
                 signals = []
             else:
                 mask = self._mask(name, feature.kind)
-                signals = feature.update(col_of[name], times, seq0, settings, rate, mask)
+                signals = feature.update(
+                    col_of[name], times, seq0, settings, rate, mask, cats.get(name)
+                )
             signals = signals + qsig.get(name, [])
             if signals and self.parent is not None:
                 signals = self._unexplained(name, "features", signals)
@@ -434,13 +439,14 @@ class ModelStream:
             ):
                 out.append((seq, name, alert))
         if preds:
-            out.extend(self._run_outputs(preds, out_cols, out_signals, rate))
+            same = times if len(preds) == B else None  # all predictions: the block's times
+            out.extend(self._run_outputs(preds, out_cols, out_signals, rate, same))
         if self.joins.table:
             self.joins.expire(float(times[-1]))
         self.seq += B
         self.blocks += 1
         if self.segment is None:
-            segs = [e.segment for e in events]
+            segs = list(map(_SEGMENT, events))
             if any(segs):
                 out.extend(self._route(events, segs))
         out.sort(key=lambda t: (t[0], t[1], t[2].status))
@@ -452,8 +458,8 @@ class ModelStream:
         if not preds:
             return out
         raw = {
-            "prediction": tuple([e.prediction for e in preds]),
-            "latency_ms": tuple([e.latency_ms for e in preds]),
+            "prediction": tuple(map(_PREDICTION, preds)),
+            "latency_ms": tuple(map(_LATENCY, preds)),
         }
         for name, col in raw.items():
             f = self.outputs.get(name)
@@ -468,10 +474,11 @@ class ModelStream:
             out[name] = (col, _floats(col) if f.kind == "numeric" else None)
         return out
 
-    def _run_outputs(self, preds, out_cols, done, rate) -> list[tuple[int, str, Any]]:
+    def _run_outputs(self, preds, out_cols, done, rate, times=None) -> list[tuple[int, str, Any]]:
         settings = self.settings
         P = len(preds)
-        times = np.array([e.timestamp for e in preds], dtype=np.float64)
+        if times is None:
+            times = np.array(list(map(_TIME, preds)), dtype=np.float64)
         seq0 = self.out_seq
         signals: dict[str, list] = dict(done)
         rest = [n for n in out_cols if n not in done and self.outputs[n].kind == "numeric"]

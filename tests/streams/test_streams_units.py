@@ -379,3 +379,65 @@ def test_worker_refuses_a_bad_baseline_before_touching_kafka(tmp_path, content):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0], done.stderr
+
+
+class _RebalancingFuture(_Future):
+    """A delivery future during whose wait the worker's shard 0 is revoked and reassigned."""
+
+    def __init__(self, proc) -> None:
+        super().__init__()
+        self.proc = proc
+
+    def __await__(self):
+        self.proc.on_revoked({0})  # what Faust does meanwhile (stream_wait_empty=False)
+        self.proc.on_assigned({0})
+        return iter(())
+
+
+class _RebalancingProducer(_Producer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proc = None
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        await super().send(topic, key, value, partition, timestamp, headers)
+        return _RebalancingFuture(self.proc) if topic == "dead" and self.proc else _Future()
+
+
+@pytest.mark.parametrize("checkpoint_first", [True, False])
+def test_a_rebalance_during_a_handler_never_checkpoints_dropped_state(checkpoint_first):
+    """A handler resumed after its shard was revoked must not write or ack anything.
+
+    Before the fix it checkpointed the dropped (empty) model state without watermarks and
+    acknowledged its messages, so the model restarted its warm-up in the middle of the stream
+    (seen as the demo's ``channel`` alert moving from 00:48 to 00:51 of event time).
+    """
+    import asyncio
+
+    table: dict = {}
+    producer = _RebalancingProducer()
+    proc, monitor = _processor(table, producer, every=3)
+    acked: list = []
+
+    async def ack(event):
+        acked.append(event.message.offset)
+
+    async def feed(batches):
+        for offset, frames in batches:
+            await proc.handle(_Event(_batch(frames), 0, offset), ack)
+
+    good = [(0, 0, i, -1, _event_bytes("m", i)) for i in range(10)]
+    bad = (0, 0, 100, -1, b"not json")
+    first = good[:4] if checkpoint_first else []
+    if first:
+        asyncio.run(feed([(10, first)]))
+        assert acked == [10] and monitor.counts == {"m": 4}
+    producer.proc = proc  # the next dead letter's delivery wait sees a rebalance
+    asyncio.run(feed([(11, [*good[4:7], bad])]))
+    producer.proc = None
+    assert acked == ([10] if first else [])  # nothing acknowledged after the revocation
+    if first:
+        assert orjson.loads(unpack_state([table[chunk_key(b"m", 1, 0)]])) == 4  # untouched
+    # Faust redelivers from the last commit; the same worker owns the shard again
+    asyncio.run(feed([(11, [*good[4:7], bad]), (12, good[7:])]))
+    assert monitor.counts == ({"m": 10} if first else {"m": 6})
