@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
@@ -83,79 +84,57 @@ class Monitor:
         if not isinstance(events, list):
             events = list(events)
         out: list[tuple] = []
-        if events and self._run_uniform(events, out):
-            return self._tally(out)
-        models = self._models
+        if not events:
+            return out
         counts = self._events
-        last_model: Any = None
-        last_version: Any = None
-        st: ModelStream | None = None
-        pending = ptimes = None
-        block = 0
-        span = 0.0
-        for ev in events:
-            kind = ev.kind
-            counts[kind] += 1
+        # runs of consecutive events of one kind and one model stream, found by C-level scans
+        # (one Python step per run, not per event); labels are joined one by one
+        n = len(events)
+        kinds, models = list(map(_KIND, events)), list(map(_MODEL, events))
+        versions = list(map(_VERSION, events))
+        first = (kinds[0], models[0], versions[0])
+        if kinds.count(first[0]) == models.count(first[1]) == versions.count(first[2]) == n:
+            runs = [(first, n)]  # the usual batch: one stream, one kind
+        else:
+            keys = zip(kinds, models, versions, strict=True)
+            runs = [(key, len(list(run))) for key, run in groupby(keys)]
+        pos = 0
+        for (kind, model, version), m in runs:
+            part = events[pos : pos + m]
+            pos += m
             if kind == "label":
-                out.extend(self._label(ev))
+                for ev in part:
+                    counts["label"] += 1
+                    out.extend(self._label(ev))
                 continue
-            if st is None or ev.model != last_model or ev.model_version != last_version:
-                last_model, last_version = ev.model, ev.model_version
-                versions = models.get(last_model)
-                if versions is None:
-                    versions = models[last_model] = {}
-                st = versions.get(last_version)
-                if st is None:
-                    st = versions[last_version] = self._new_stream(last_model, last_version)
-                pending, ptimes, block = st.pending, st.ptimes, st.settings.block
-                span = st.settings.block_seconds
-            if span and ptimes and ev.timestamp - ptimes[0] >= span:
-                out.extend(st.run_block())  # event-time limit: close the block first
-                pending, ptimes = st.pending, st.ptimes
-            if kind == "prediction" and ev.prediction_id is not None:
-                st.joins.add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
-            pending.append(ev)
-            ptimes.append(ev.timestamp)
-            if len(pending) >= block:
-                out.extend(st.run_block())
-                pending, ptimes = st.pending, st.ptimes
+            counts[kind] += m
+            streams = self._models.get(model)
+            if streams is None:
+                streams = self._models[model] = {}
+            st = streams.get(version)
+            if st is None:
+                st = streams[version] = self._new_stream(model, version)
+            ids = kind == "prediction" and list(map(_PID, part)).count(None) != m
+            if st.settings.block_seconds:
+                self._run_timed(st, part, ids, out)
+            else:
+                self._run_counted(st, part, ids, out)
         return self._tally(out)
 
-    def _run_uniform(self, events: list[Any], out: list[tuple]) -> bool:
-        """Fast path of :meth:`process` for a batch of one model stream and one event kind.
+    @staticmethod
+    def _run_counted(st: ModelStream, part: list[Any], ids: bool, out: list[tuple]) -> None:
+        """Buffer a run of one stream's events in block-sized slices (blocks cut by count).
 
-        The common batch (predictions or feature rows of one model version, no
-        ``block_seconds``) is cut into block-sized slices with C-level attribute scans
-        instead of a Python step per event; the blocks, and so the alerts, are the same as
-        the general loop's. Returns False (nothing done) for any other batch.
+        With ``ids`` (predictions carrying a ``prediction_id``), each slice's predictions are
+        remembered for their labels before the block holding them is processed, as the
+        event-by-event order would.
         """
-        n = len(events)
-        first = events[0]
-        kind = first.kind
-        if kind == "label" or list(map(_KIND, events)).count(kind) != n:
-            return False
-        model, version = first.model, first.model_version
-        if list(map(_MODEL, events)).count(model) != n:
-            return False
-        if list(map(_VERSION, events)).count(version) != n:
-            return False
-        versions = self._models.get(model)
-        st = None if versions is None else versions.get(version)
-        if st is not None and st.settings.block_seconds:
-            return False
-        if st is None:
-            if self.config.for_model(model).block_seconds:
-                return False
-            if versions is None:
-                versions = self._models[model] = {}
-            st = versions[version] = self._new_stream(model, version)
-        ids = kind == "prediction" and list(map(_PID, events)).count(None) != n
-        self._events[kind] += n
         block = st.settings.block
+        n = len(part)
         i = 0
         while i < n:
             j = min(n, i + max(block - len(st.pending), 1))
-            chunk = events[i:j]
+            chunk = part[i:j]
             if ids:
                 add = st.joins.add
                 for ev in chunk:
@@ -166,7 +145,20 @@ class Monitor:
             if len(st.pending) >= block:
                 out.extend(st.run_block())
             i = j
-        return True
+
+    @staticmethod
+    def _run_timed(st: ModelStream, part: list[Any], ids: bool, out: list[tuple]) -> None:
+        """Event by event, for a stream whose blocks are also cut by ``block_seconds``."""
+        block, span = st.settings.block, st.settings.block_seconds
+        for ev in part:
+            if st.ptimes and ev.timestamp - st.ptimes[0] >= span:
+                out.extend(st.run_block())  # event-time limit: close the block first
+            if ids and ev.prediction_id is not None:
+                st.joins.add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
+            st.pending.append(ev)
+            st.ptimes.append(ev.timestamp)
+            if len(st.pending) >= block:
+                out.extend(st.run_block())
 
     def _tally(self, out: list[tuple]) -> list[Any]:
         alerts = [a for _, _, a in out]

@@ -105,9 +105,18 @@ def unpack_state(chunks: list[bytes | None]) -> bytes:
 class _Shard:
     """Book-keeping of one shard (partition of the internal topic) this worker owns."""
 
-    __slots__ = ("dirty", "events_since", "held", "last_checkpoint", "models", "tick_sent")
+    __slots__ = (
+        "dirty",
+        "events_since",
+        "held",
+        "last_checkpoint",
+        "models",
+        "revoked",
+        "tick_sent",
+    )
 
     def __init__(self) -> None:
+        self.revoked = False  # set by a rebalance; a handler still running on it must stop
         self.models: set[str] = set()
         self.dirty: set[str] = set()
         self.held: list[Any] = []  # Faust events waiting for the next checkpoint to be acked
@@ -185,15 +194,21 @@ class ShardProcessor:
         Held (unacknowledged) messages are dropped without acknowledging them, so the new
         owner reads them again from the last committed offset, consistent with the
         checkpoint it restores.
+
+        Faust calls this while the agent may still be inside :meth:`handle` (the worker
+        does not wait for the agent to drain, ``stream_wait_empty=False``), suspended at an
+        ``await``. The book is marked revoked so that the handler, when it resumes, neither
+        writes a checkpoint of the state dropped here (it would store an empty model state
+        with no watermarks, which the next owner would restore: a silent restart of the
+        model's detection) nor acknowledges messages the new owner must read again.
         """
         for shard in shards:
             book = self._shards.pop(shard, None)
             if book is None:
                 continue
+            book.revoked = True
+            self._forget(book.models)
             for model in book.models:
-                self.monitor.drop_model(model)
-                self._marks.pop(model, None)
-                self._generation.pop(model, None)
                 self.last_alert.pop(model, None)
 
     # -- the hot path ----------------------------------------------------------------------
@@ -259,6 +274,9 @@ class ShardProcessor:
             counts[frame.kind] = counts.get(frame.kind, 0) + 1
             if frame.timestamp_ms >= 0 and (oldest_ms is None or frame.timestamp_ms < oldest_ms):
                 oldest_ms = frame.timestamp_ms
+        if book.revoked:  # revoked while a dead letter was being sent: the new owner has it
+            self._forget(book.models)
+            return
         if events:
             try:
                 alerts = self.monitor.process(events)
@@ -295,6 +313,8 @@ class ShardProcessor:
             self.processed += len(events)
             for kind, n in counts.items():
                 self._metrics.events.labels(self._topic_of_kind[kind], kind).inc(n)
+        if book.revoked:  # revoked while alerts were being sent: no checkpoint, no ack
+            return
         book.held.append(event)
         book.tick_sent = False
         if (
@@ -368,6 +388,9 @@ class ShardProcessor:
         key = model.encode()
         value = self._table.get(key)
         if value is None:
+            # No checkpoint: start clean, whatever a handler interrupted by a rebalance left
+            # in the monitor; the messages since the last commit are all read again.
+            self._forget({model})
             return
         try:
             generation, count, marks = unpack_header(value)
@@ -382,11 +405,20 @@ class ShardProcessor:
         self._marks[model] = marks
         self._generation[model] = (generation, count)
 
+    def _forget(self, models: set[str]) -> None:
+        """Drop the detector state and book-keeping of ``models`` from this worker."""
+        for model in models:
+            self.monitor.drop_model(model)
+            self._marks.pop(model, None)
+            self._generation.pop(model, None)
+
     async def _checkpoint(self, book: _Shard, ack: Callable) -> None:
         """Deliver pending output, write dirty models to the table, then acknowledge."""
         if self._pending:
             pending, self._pending = self._pending, []
             await asyncio.gather(*pending)
+        if book.revoked:  # the state was dropped during the wait: nothing true to write
+            return
         table = self._table
         dump = self.monitor.dump_model
         for model in book.dirty:
