@@ -670,13 +670,16 @@ class ModelStream:
     def _route(self, events: list, segs: list) -> list[tuple[int, str, Any]]:
         """Feed the events of tracked segment values to their slice streams."""
         s = self.settings
+        block = s.block
         out: list[tuple[int, str, Any]] = []
         counts_by_key = self.seg_counts
+        slices = self.slices
         for ev, seg in zip(events, segs, strict=True):
             if not seg:
                 continue
             for k, v in seg.items():
-                v = str(v)
+                if v.__class__ is not str:
+                    v = str(v)
                 counts = counts_by_key.get(k)
                 if counts is None:
                     if len(counts_by_key) >= s.max_segment_keys:
@@ -684,7 +687,7 @@ class ModelStream:
                     counts = counts_by_key[k] = {}
                     self._reshare()
                 c = counts[v] = counts.get(v, 0) + 1
-                child = self.slices.get((k, v))
+                child = slices.get((k, v))
                 if child is None:
                     if c < s.block or sum(1 for kk, _ in self.slices if kk == k) >= s.max_segments:
                         if len(counts) > 16 * s.max_segments:
@@ -695,9 +698,10 @@ class ModelStream:
                     )
                     child.share = self.share
                     child.parent = self
-                child.pending.append(ev)
+                pending = child.pending
+                pending.append(ev)
                 child.ptimes.append(ev.timestamp)
-                if len(child.pending) >= s.block:
+                if len(pending) >= block:
                     out.extend(child.run_block())
         return out
 
