@@ -343,6 +343,16 @@ class NumericFeature:
         if self.reference is not None:
             r = self.reference
             out["reference"] = {"count": r.n, "mean": r.mean, "sd": r.sd}
+            if self.ring is not None:
+                # The window the detectors compare with the reference (the last blocks).
+                n, s1, s2 = self.ring.aggregates()[:3]
+                if n:
+                    mean = float(s1 / n)
+                    out["current"] = {
+                        "count": int(n),
+                        "mean": mean,
+                        "sd": math.sqrt(max(s2 / n - mean * mean, 0.0)),
+                    }
         else:
             out["warmup_values"] = self.warm_n
         return out

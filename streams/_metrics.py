@@ -27,9 +27,11 @@ class _Gauges:
         self,
         lag: Callable[[], Iterable[tuple[str, int, int]]],
         checkpoint_ages: Callable[[], Mapping[int, float]],
+        feature_drift: Callable[[], Iterable[tuple[str, str, float]]],
     ) -> None:
         self._lag = lag
         self._checkpoint_ages = checkpoint_ages
+        self._feature_drift = feature_drift
 
     def collect(self):
         lag = GaugeMetricFamily(
@@ -48,6 +50,16 @@ class _Gauges:
         for shard, seconds in self._checkpoint_ages().items():
             age.add_metric([str(shard)], seconds)
         yield age
+        drift = GaugeMetricFamily(
+            "driftline_feature_drift",
+            "Shift of a numeric feature's mean over the detectors' current window from its "
+            "reference mean, in reference standard deviations (model-wide stream; the largest "
+            "over model versions).",
+            labels=["model", "feature"],
+        )
+        for model, feature, shift in self._feature_drift():
+            drift.add_metric([model, feature], shift)
+        yield drift
 
 
 class WorkerMetrics:
@@ -65,7 +77,9 @@ class WorkerMetrics:
             ["topic", "reason"],
             registry=r,
         )
-        self.alerts = Counter("driftline_alerts", "Alerts published.", ["kind"], registry=r)
+        self.alerts = Counter(
+            "driftline_alerts", "Alerts published.", ["kind", "model"], registry=r
+        )
         self.batches = Counter(
             "driftline_batches", "Internal batches processed by this worker's shards.", registry=r
         )
@@ -95,10 +109,11 @@ class WorkerMetrics:
         self,
         lag: Callable[[], Iterable[tuple[str, int, int]]],
         checkpoint_ages: Callable[[], Mapping[int, float]],
+        feature_drift: Callable[[], Iterable[tuple[str, str, float]]],
     ) -> None:
         """Attach the scrape-time gauges once the worker can compute them."""
         if self._gauges is None:
-            self._gauges = _Gauges(lag, checkpoint_ages)
+            self._gauges = _Gauges(lag, checkpoint_ages, feature_drift)
             self.registry.register(self._gauges)
 
     def exposition(self) -> bytes:

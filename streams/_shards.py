@@ -305,7 +305,7 @@ class ShardProcessor:
                         None,
                     )
                 )
-                self._metrics.alerts.labels(alert.kind).inc()
+                self._metrics.alerts.labels(alert.kind, alert.model).inc()
                 self.last_alert[alert.model] = alert.to_dict()
             for ev in events:
                 book.dirty.add(ev.model)
@@ -352,6 +352,33 @@ class ShardProcessor:
         """Seconds since each owned shard's last checkpoint (the ``/metrics`` gauge)."""
         now = time.monotonic()
         return {shard: now - book.last_checkpoint for shard, book in self._shards.items()}
+
+    def feature_drift(self) -> list[tuple[str, str, float]]:
+        """Per model and numeric feature, the current window's mean shift in reference sds.
+
+        Read from the monitor's status of the model-wide streams at scrape time, so the hot
+        path pays nothing for it; with several versions the largest shift is reported.
+        """
+        shifts: dict[tuple[str, str], float] = {}
+        for book in self._shards.values():
+            for model in book.models:
+                try:
+                    summary = self.monitor.status(model)
+                except KeyError:
+                    continue
+                for stream in summary.get("streams", ()):
+                    if stream.get("segment") is not None:
+                        continue
+                    for name, feature in stream.get("features", {}).items():
+                        ref = feature.get("reference") or {}
+                        cur = feature.get("current") or {}
+                        mean, ref_mean, ref_sd = cur.get("mean"), ref.get("mean"), ref.get("sd")
+                        if mean is None or ref_mean is None or not ref_sd:
+                            continue
+                        shift = abs(mean - ref_mean) / ref_sd
+                        key = (model, name)
+                        shifts[key] = max(shift, shifts.get(key, 0.0))
+        return [(model, name, shift) for (model, name), shift in sorted(shifts.items())]
 
     def status(self) -> dict:
         """The ``/status`` document: per model, the monitor's own summary and last alert."""
