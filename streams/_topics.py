@@ -8,13 +8,13 @@ co-partitioned with it), so it is created here explicitly and checked.
 
 from __future__ import annotations
 
+from driftline.streams._admin import create_topics, partition_counts
 from driftline.streams._app import shard_topic_name
 from driftline.streams._settings import KafkaSettings, WorkerSettings
 from driftline.streams.exceptions import TopicLayoutError
 
 __all__ = ["ensure_topics", "ensure_topics_sync"]
 
-_TOPIC_ALREADY_EXISTS = 36
 #: The shard topic holds a copy of every event only until its shard has processed it; a day
 #: covers any realistic outage of the workers without keeping the stream twice for ever.
 SHARD_RETENTION_MS = 24 * 3600 * 1000
@@ -32,7 +32,7 @@ async def ensure_topics(kafka: KafkaSettings, settings: WorkerSettings) -> dict[
         The broker refused a topic, or the shard topic exists with another partition count
         (the shard count of an application id cannot change without resetting its state).
     """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import AIOKafkaAdminClient
 
     wanted = dict(settings.topics.all_topics())
     shard_topic = shard_topic_name(settings.app_id)
@@ -49,21 +49,14 @@ async def ensure_topics(kafka: KafkaSettings, settings: WorkerSettings) -> dict[
         existing = set(await admin.list_topics())
         missing = {name: n for name, n in wanted.items() if name not in existing}
         if missing:
-            response = await admin.create_topics(
-                [NewTopic(name, n, settings.topics.replication) for name, n in missing.items()],
-                timeout_ms=15000,
+            problems = await create_topics(
+                admin, missing, settings.topics.replication, timeout_ms=15000
             )
-            problems = [
-                f"{topic}: {message or code}"
-                for topic, code, message, *_ in getattr(response, "topic_errors", [])
-                if code not in (0, _TOPIC_ALREADY_EXISTS)
-            ]
             if problems:
                 raise TopicLayoutError("could not create topics: " + "; ".join(problems))
-        described = await admin.describe_topics(list(wanted))
+        counts = await partition_counts(admin, wanted)
     finally:
         await admin.close()
-    counts = {t["topic"]: len(t["partitions"]) for t in described}
     if counts.get(shard_topic) != settings.topics.partitions:
         raise TopicLayoutError(
             f"{shard_topic} has {counts.get(shard_topic)} partitions, the worker is configured "

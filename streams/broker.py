@@ -36,11 +36,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from driftline.streams._admin import create_topics, partition_counts
 from driftline.streams._settings import TopicLayout
 from driftline.streams.exceptions import BrokerError
 
@@ -300,7 +301,7 @@ class EmbeddedBroker:
         BrokerError
             The broker rejected a topic for another reason than that it already exists.
         """
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.admin import AIOKafkaAdminClient
 
         if not topics:
             return {}
@@ -314,21 +315,12 @@ class EmbeddedBroker:
         )
         await admin.start()
         try:
-            response = await admin.create_topics(
-                [NewTopic(name, n, 1) for name, n in topics.items()],
-                timeout_ms=int(timeout * 1000),
-            )
-            problems = [
-                f"{topic}: {message or 'error code ' + str(code)}"
-                for topic, code, message in _topic_errors(response)
-                if code not in (0, _TOPIC_ALREADY_EXISTS)
-            ]
+            problems = await create_topics(admin, topics, 1, timeout_ms=int(timeout * 1000))
             if problems:
                 raise BrokerError("could not create topics: " + "; ".join(problems))
-            described = await admin.describe_topics(list(topics))
+            return await partition_counts(admin, topics)
         finally:
             await admin.close()
-        return {t["topic"]: len(t["partitions"]) for t in described}
 
     def create_topics_sync(
         self, topics: Mapping[str, int], *, timeout: float = 10.0
@@ -428,16 +420,6 @@ class EmbeddedBroker:
 
 class _PortTaken(Exception):
     """The chosen port was bound by another process first (internal: triggers a retry)."""
-
-
-_TOPIC_ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
-
-
-def _topic_errors(response: Any) -> Iterable[tuple[str, int, str | None]]:
-    for entry in response.topic_errors:
-        # CreateTopicsResponse v0 has (topic, code); v1+ adds the message.
-        topic, code = entry[0], entry[1]
-        yield topic, code, entry[2] if len(entry) > 2 else None
 
 
 def _resolve_binary() -> str:
