@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent
 
@@ -46,3 +48,35 @@ def mixed_events(n, *, seed=0, shift_at=None, shift=1.0, model="m"):
         if i % 50 == 7:
             out.append(LabelEvent(model=model, timestamp=T0 + i, prediction_id="p0", label=1))
     return out
+
+
+def process_in_pieces(config, events, cuts, dump_at):
+    """Alert dicts of ``events`` processed in batches cut at ``cuts``, with the state dumped
+    and loaded into a new Monitor at ``dump_at``: what batch- and restart-independence compare
+    with one uninterrupted run."""
+    from driftline.detectors import Monitor
+
+    bounds = sorted({0, len(events), dump_at, *cuts})
+    mon = Monitor(config)
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        if lo == dump_at:
+            blobs = {m: mon.dump_model(m) for m in mon.models()}
+            mon = Monitor(config)
+            for m, b in blobs.items():
+                mon.load_model(m, b)
+        out.extend(mon.process(events[lo:hi]))
+    return [a.to_dict() for a in out]
+
+
+def assert_state_round_trips(config, events):
+    """Every model's dump, loaded into a new Monitor, dumps to the same bytes."""
+    from driftline.detectors import Monitor
+
+    mon = Monitor(config)
+    mon.process(events)
+    for m in mon.models():
+        blob = mon.dump_model(m)
+        other = Monitor(config)
+        other.load_model(m, blob)
+        assert other.dump_model(m) == blob

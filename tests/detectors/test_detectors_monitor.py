@@ -5,7 +5,13 @@ import math
 import numpy as np
 import orjson
 import pytest
-from _streams import T0, mixed_events, numeric_events
+from _streams import (
+    T0,
+    assert_state_round_trips,
+    mixed_events,
+    numeric_events,
+    process_in_pieces,
+)
 from driftline.detectors import DetectionConfig, Monitor, StateError
 from driftline.schemas import Alert, FeatureEvent, parse_timestamp
 from hypothesis import HealthCheck, given, settings
@@ -48,29 +54,13 @@ def test_reference_stream_raises_firing_and_resolved_alerts():
     dump_at=st.integers(0, len(EVENTS)),
 )
 def test_alerts_do_not_depend_on_batches_or_dump_load(cuts, dump_at):
-    bounds = sorted({0, len(EVENTS), dump_at, *cuts})
-    mon = Monitor(SMALL)
-    out = []
-    for lo, hi in itertools.pairwise(bounds):
-        if lo == dump_at:
-            blobs = {m: mon.dump_model(m) for m in mon.models()}
-            mon = Monitor(SMALL)
-            for m, b in blobs.items():
-                mon.load_model(m, b)
-        out.extend(mon.process(EVENTS[lo:hi]))
-    assert [a.to_dict() for a in out] == REFERENCE
+    assert process_in_pieces(SMALL, EVENTS, cuts, dump_at) == REFERENCE
 
 
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, len(EVENTS)))
 def test_dump_load_round_trip_is_exact(at):
-    mon = Monitor(SMALL)
-    mon.process(EVENTS[:at])
-    for m in mon.models():
-        blob = mon.dump_model(m)
-        other = Monitor(SMALL)
-        other.load_model(m, blob)
-        assert other.dump_model(m) == blob
+    assert_state_round_trips(SMALL, EVENTS[:at])
 
 
 def test_alert_ids_are_stable_and_distinct():

@@ -1,10 +1,9 @@
 """Issue-4 signals: schema, data quality, prediction, concept, latency, segments, baselines."""
 
-import itertools
-
 import numpy as np
 import orjson
 import pytest
+from _streams import assert_state_round_trips, process_in_pieces
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
 from driftline.detectors.exceptions import ConfigError
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent, parse_timestamp
@@ -214,29 +213,13 @@ def test_mixed_stream_raises_alerts():
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(0, len(MIXED)), max_size=10), dump_at=st.integers(0, len(MIXED)))
 def test_labels_and_segments_do_not_depend_on_batches_or_dump_load(cuts, dump_at):
-    bounds = sorted({0, len(MIXED), dump_at, *cuts})
-    mon = Monitor(CFG)
-    out = []
-    for lo, hi in itertools.pairwise(bounds):
-        if lo == dump_at:
-            blobs = {m: mon.dump_model(m) for m in mon.models()}
-            mon = Monitor(CFG)
-            for m, b in blobs.items():
-                mon.load_model(m, b)
-        out.extend(mon.process(MIXED[lo:hi]))
-    assert [a.to_dict() for a in out] == REF
+    assert process_in_pieces(CFG, MIXED, cuts, dump_at) == REF
 
 
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, len(MIXED)))
 def test_state_with_labels_slices_and_outputs_round_trips(at):
-    mon = Monitor(CFG)
-    mon.process(MIXED[:at])
-    for m in mon.models():
-        blob = mon.dump_model(m)
-        other = Monitor(CFG)
-        other.load_model(m, blob)
-        assert other.dump_model(m) == blob
+    assert_state_round_trips(CFG, MIXED[:at])
 
 
 # ------------------------------------------------------------------ baselines
