@@ -10,7 +10,7 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["describe", "machine"]
+__all__ = ["describe"]
 
 
 def _cpu_model() -> str:
@@ -47,7 +47,3 @@ def describe() -> str:
         f"{platform.platform()}, {platform.python_implementation()} "
         f"{platform.python_version()}, {_cpu_model()}, {cores} cores, {_memory()}"
     )
-
-
-#: The name the first benchmark scripts used; kept so they need no change.
-machine = describe

@@ -22,7 +22,7 @@ import statistics
 import time
 import uuid
 
-from _machine import machine
+from _machine import describe
 from driftline.streams.broker import EmbeddedBroker
 
 TOPIC = "bench.group"
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer starts, no librdkafka")
     args = parser.parse_args()
     starts = 3 if args.quick else 10
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
 
     ready, stop = [], []
     for _ in range(starts):

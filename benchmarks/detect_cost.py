@@ -16,7 +16,7 @@ import os
 import random
 import time
 
-from _machine import describe as machine
+from _machine import describe
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import PredictionEvent
 
@@ -70,7 +70,7 @@ def main() -> None:
     events = make_events(n, seed=3)
     for e in events:
         e.timestamp += 100_000.0
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(
         f"input: {n} prediction events x 20 features (16 numeric, 4 categorical), "
         f"block={cfg.block}, warmup={cfg.warmup}"

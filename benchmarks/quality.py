@@ -36,7 +36,7 @@ import time
 from datetime import datetime
 
 import numpy as np
-from _machine import describe as machine
+from _machine import describe
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import FeatureEvent, parse_timestamp
 
@@ -472,7 +472,7 @@ def main() -> None:
     args.river_stationary = 100_000 if quick else 250_000
     args.river_stationary_models = 1 if quick else 2
     cfg = DetectionConfig()
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     if args.signals_only:
         signals_part(args, None)
         return

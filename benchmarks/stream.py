@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -40,6 +39,7 @@ import urllib.request
 from pathlib import Path
 
 import orjson
+from _machine import describe
 
 FEATURES = 20
 MODELS = 4
@@ -142,20 +142,6 @@ def _layout(topic: str):
 
 
 # --------------------------------------------------------------------------- driver side
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
 
 
 def make_event(rnd: random.Random, model: str, ts: float) -> bytes:
@@ -475,7 +461,7 @@ def main() -> int:
 
     if args.memory:
         total = args.memory_events or 5_000_000
-        print(f"machine: {machine()}")
+        print(f"machine: {describe()}")
         print(
             f"input: {total:,} stationary prediction events, {FEATURES} float features, "
             f"{MODELS} models, 4 partitions, embedded Tansu broker (in memory); "
@@ -486,7 +472,7 @@ def main() -> int:
         return 0
     n = args.events or (60_000 if args.quick else 300_000)
     mem_n = args.memory_events or (n if args.quick else 1_000_000)
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(
         f"input: {n} prediction events, {FEATURES} float features, {MODELS} models, "
         f"~{len(make_event(random.Random(1), 'bench-0', 1.7e9))} bytes each, "
@@ -526,14 +512,19 @@ def main() -> int:
         lat_topic = "bench.latency"
         broker.create_topics_sync({**_layout(lat_topic).all_topics(), lat_topic: 4})
         lat_file = os.path.join(tmp, "latency.json")
-        worker = WorkerProcess(
-            bootstrap,
-            lat_topic,
-            "full",
-            "bench-lat",
-            os.path.join(tmp, "lat"),
-            latency_file=lat_file,
-        )
+
+        def latency_worker() -> WorkerProcess:
+            # the same group and state directory: a restarted worker takes the shards over
+            return WorkerProcess(
+                bootstrap,
+                lat_topic,
+                "full",
+                "bench-lat",
+                os.path.join(tmp, "lat"),
+                latency_file=lat_file,
+            )
+
+        worker = latency_worker()
         try:
             ready = worker.wait_ready()
             print(f"(e) start-up, spawn to /ready: {ready:.1f} s")
@@ -551,14 +542,7 @@ def main() -> int:
             # (e) restart after kill -9: a new worker of the same group takes over
             worker.stop(signal.SIGKILL)
             began = time.perf_counter()
-            again = WorkerProcess(
-                bootstrap,
-                lat_topic,
-                "full",
-                "bench-lat",
-                os.path.join(tmp, "lat"),
-                latency_file=lat_file,
-            )
+            again = latency_worker()
             try:
                 again.wait_ready(180)
                 print(
