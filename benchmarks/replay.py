@@ -13,7 +13,8 @@
 Each stage runs ``--repeat`` times interleaved and the best run is reported (the machine is
 shared and noisy; the best run is the one least disturbed). The default input is the bundled
 sample's generator with prediction events only: one model, 16 features (10 numeric, 4
-categorical, 2 boolean), a segment, a score output and a latency, about 500 bytes a line.
+categorical, 2 boolean), a score output and a latency, about 500 bytes a line; generated twice,
+without and with a segment key (``region``, 3 values), and measured on each in turn.
 ``--profile`` prints where replay's time goes (cProfile, by own time).
 """
 
@@ -123,6 +124,47 @@ def publish_rate(path: str) -> str:
     )
 
 
+def measure(path: str, out: str, repeat: int) -> int:
+    """Stages (a)-(c) on one file, interleaved, best of ``repeat``; prints them, returns lines."""
+    size = os.path.getsize(path)
+    best: dict[str, tuple[float, int]] = {}
+    for _ in range(repeat):
+        for name, fn, fargs in (
+            ("ceiling", ceiling, (path,)),
+            ("decode", decode_only, (path,)),
+            ("bookkeeping", bookkeeping, (path, out)),
+            ("replay", full_replay, (path, out)),
+        ):
+            elapsed, n = timed(fn, *fargs)
+            if name not in best or elapsed < best[name][0]:
+                best[name] = (elapsed, n)
+    lines = best["ceiling"][1]
+    print(
+        f"input: {path}: {lines:,} lines, {size / 1e6:.1f} MB, "
+        f"{size / max(lines, 1):.0f} bytes/line; best of {repeat} runs each"
+    )
+    rates = {}
+    for name, label in (
+        ("ceiling", "(a) ceiling: read + orjson.loads"),
+        ("decode", "(b) read + decode_event (contract)"),
+        ("bookkeeping", "(b') replay with a null monitor"),
+        ("replay", "(c) full replay (decode + Monitor + write)"),
+    ):
+        elapsed, n = best[name]
+        rates[name] = n / elapsed
+        print(f"{label:<44} {n:>10,} events {elapsed:7.2f} s {rates[name]:>12,.0f} events/s")
+    per = {k: 1e6 / v for k, v in rates.items()}
+    print(f"ratio replay/ceiling: {rates['replay'] / rates['ceiling']:.3f}")
+    print(
+        f"per event: read+loads {per['ceiling']:.2f} us, validation "
+        f"{per['decode'] - per['ceiling']:.2f} us, replay bookkeeping "
+        f"{per['bookkeeping'] - per['decode']:.2f} us, detection+alerts "
+        f"{per['replay'] - per['bookkeeping']:.2f} us, total {per['replay']:.2f} us"
+    )
+    print(f"alerts: {getattr(full_replay, 'alerts', 0)}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="50k events, 2 repeats")
@@ -138,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-segments",
         action="store_true",
-        help="events without a segment (no per-region detector state)",
+        help="only the input without a segment key (default: both inputs, one after the other)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile one replay")
     parser.add_argument(
@@ -157,57 +199,34 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp:
-        if args.input:
-            path = args.input
-        else:
-            path = os.path.join(tmp, "bench.jsonl")
-            start = time.perf_counter()
-            write_sample(
-                path,
-                n_predictions=args.events,
-                models=("fraud",),
-                label_fraction=args.labels,
-                seed=7,
-                segments=not args.no_segments,
-            )
-            print(f"generated {path} in {time.perf_counter() - start:.1f} s")
-        size = os.path.getsize(path)
         out = os.path.join(tmp, "alerts.jsonl")
-        best: dict[str, tuple[float, int]] = {}
-        for _ in range(args.repeat):
-            for name, fn, fargs in (
-                ("ceiling", ceiling, (path,)),
-                ("decode", decode_only, (path,)),
-                ("bookkeeping", bookkeeping, (path, out)),
-                ("replay", full_replay, (path, out)),
-            ):
-                elapsed, n = timed(fn, *fargs)
-                if name not in best or elapsed < best[name][0]:
-                    best[name] = (elapsed, n)
-        lines = best["ceiling"][1]
-        print(
-            f"input: {path}: {lines:,} lines, {size / 1e6:.1f} MB, "
-            f"{size / max(lines, 1):.0f} bytes/line; best of {args.repeat} runs each"
-        )
-        rates = {}
-        for name, label in (
-            ("ceiling", "(a) ceiling: read + orjson.loads"),
-            ("decode", "(b) read + decode_event (contract)"),
-            ("bookkeeping", "(b') replay with a null monitor"),
-            ("replay", "(c) full replay (decode + Monitor + write)"),
-        ):
-            elapsed, n = best[name]
-            rates[name] = n / elapsed
-            print(f"{label:<44} {n:>10,} events {elapsed:7.2f} s {rates[name]:>12,.0f} events/s")
-        per = {k: 1e6 / v for k, v in rates.items()}
-        print(f"ratio replay/ceiling: {rates['replay'] / rates['ceiling']:.3f}")
-        print(
-            f"per event: read+loads {per['ceiling']:.2f} us, validation "
-            f"{per['decode'] - per['ceiling']:.2f} us, replay bookkeeping "
-            f"{per['bookkeeping'] - per['decode']:.2f} us, detection+alerts "
-            f"{per['replay'] - per['bookkeeping']:.2f} us, total {per['replay']:.2f} us"
-        )
-        print(f"alerts: {getattr(full_replay, 'alerts', 0)}")
+        if args.input:
+            inputs = [("given input", args.input)]
+        else:
+            inputs = []
+            for segments in (False, True) if not args.no_segments else (False,):
+                path = os.path.join(tmp, f"bench-{'seg' if segments else 'plain'}.jsonl")
+                start = time.perf_counter()
+                write_sample(
+                    path,
+                    n_predictions=args.events,
+                    models=("fraud",),
+                    label_fraction=args.labels,
+                    seed=7,
+                    segments=segments,
+                )
+                print(f"generated {path} in {time.perf_counter() - start:.1f} s")
+                title = (
+                    "with a segment key (region: 3 values; each event is detected model-wide "
+                    "and again in its region's slice)"
+                    if segments
+                    else "without a segment key (the 16 features, the output and the latency)"
+                )
+                inputs.append((title, path))
+        for title, path in inputs:
+            print(f"\n== {title}")
+            lines = measure(path, out, args.repeat)
+        path = inputs[0][1]
         quarter = os.path.join(tmp, "quarter.jsonl")
         with open(path, "rb") as src, open(quarter, "wb") as dst:
             for i, line in enumerate(src):

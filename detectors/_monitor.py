@@ -20,6 +20,8 @@ _MODEL = attrgetter("model")
 _VERSION = attrgetter("model_version")
 _PID = attrgetter("prediction_id")
 _TIME = attrgetter("timestamp")
+_PREDICTION = attrgetter("prediction")
+_SEGMENT = attrgetter("segment")
 
 
 def _version_key(item: tuple) -> tuple:
@@ -135,13 +137,16 @@ class Monitor:
         while i < n:
             j = min(n, i + max(block - len(st.pending), 1))
             chunk = part[i:j]
+            times = list(map(_TIME, chunk))
             if ids:
-                add = st.joins.add
-                for ev in chunk:
-                    if ev.prediction_id is not None:
-                        add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
+                st.joins.add_many(
+                    list(map(_PID, chunk)),
+                    times,
+                    list(map(_PREDICTION, chunk)),
+                    list(map(_SEGMENT, chunk)),
+                )
             st.pending.extend(chunk)
-            st.ptimes.extend(map(_TIME, chunk))
+            st.ptimes.extend(times)
             if len(st.pending) >= block:
                 out.extend(st.run_block())
             i = j

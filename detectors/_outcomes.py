@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -48,21 +49,48 @@ class LabelJoin:
         self.cap = cap
         self.table: dict[str, tuple] = {}
         self.order: deque = deque()
-        self.counts = {"joined": 0, "expired": 0, "evicted": 0}
+        self.counts = {"remembered": 0, "joined": 0, "expired": 0, "evicted": 0}
 
     def add(self, pid: str, time: float, prediction: Any, segment: Any) -> None:
         table = self.table
         table[pid] = (time, prediction, segment)
         self.order.append((time, pid))
+        self.counts["remembered"] += 1
         if len(self.order) > self.cap:
             self._evict()
 
+    def add_many(self, pids: list, times: list, predictions: list, segments: list) -> None:
+        """:meth:`add` for a run of predictions (``None`` ids are skipped).
+
+        Below the cap nothing is evicted, and adding in bulk (C-level dict and deque updates)
+        leaves exactly the state of adding one by one, repeated ids included. So the part of
+        the run that fits goes in bulk and the rest one by one: at the cap, which entry an
+        add evicts depends on the adds before it (an id joined, then sent again, leaves an
+        old queue entry that must be passed before the new one is added).
+        """
+        table, order = self.table, self.order
+        m = min(self.cap - len(table), 2 * self.cap - len(order), len(pids))
+        if m <= 0 or None in pids:
+            m = 0
+        else:
+            head = pids[:m]
+            table.update(zip(head, zip(times, predictions, segments, strict=True), strict=False))
+            order.extend(zip(times, head, strict=False))
+            self.counts["remembered"] += m
+        add = self.add
+        for i in range(m, len(pids)):
+            if pids[i] is not None:
+                add(pids[i], times[i], predictions[i], segments[i])
+
     def _evict(self) -> None:
         order, table = self.order, self.table
+        popleft, pop = order.popleft, table.pop
+        # oldest first, in rounds of as many as are still too many: a popped id removes at
+        # most one entry (it may have been joined already), so no round removes too much
         while len(table) > self.cap and order:
-            _, pid = order.popleft()
-            if table.pop(pid, None) is not None:
-                self.counts["evicted"] += 1
+            k = min(len(table) - self.cap, len(order))
+            pids = [popleft()[1] for _ in range(k)]
+            self.counts["evicted"] += k - list(map(pop, pids, repeat(None, k))).count(None)
         while len(order) > 2 * self.cap and order:  # joined ids left in the queue
             t, pid = order.popleft()
             if pid in table:
@@ -112,7 +140,7 @@ class LabelJoin:
             for p, t, pr, sg in zip(s["pids"], times, s["predictions"], s["segments"], strict=True)
         }
         j.order = deque(zip(s["order_times"].tolist(), s["order"], strict=True))
-        j.counts = dict(s["counts"])
+        j.counts = {"remembered": 0, **s["counts"]}
         return j
 
 

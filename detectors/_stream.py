@@ -26,6 +26,7 @@ of one key see each event once between them, so their alarms add up to that shar
 from __future__ import annotations
 
 from collections import Counter
+from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -198,7 +199,11 @@ class ModelStream:
         units = sum(len(self._mask(n, f.kind)) for n, f in self.features.items())
         units += UNITS * (len(self.quality.names) + len(self.out_quality.names))
         units += sum(len(_OUT_MASK[f.kind]) for f in self.outputs.values())
-        units += 2 if self.outcomes.task is not None else 0
+        # the error stream's two units count from the first prediction that labels can join,
+        # not from the first label: labels come from their own topic, and a share that
+        # changed when the first one arrived would make the features' thresholds depend on
+        # how a consumer interleaves the topics (a slice goes by its model-wide stream)
+        units += 2 if (self.parent or self).joins.counts["remembered"] else 0
         return self.settings.false_alarms_per_million * self.share / 1e6 / max(units, 1)
 
     def _new_feature(self, name: str, kind: str) -> Any:
@@ -669,6 +674,9 @@ class ModelStream:
 
     def _route(self, events: list, segs: list) -> list[tuple[int, str, Any]]:
         """Feed the events of tracked segment values to their slice streams."""
+        routed = self._route_tracked(events, segs)
+        if routed is not None:
+            return routed
         s = self.settings
         block = s.block
         out: list[tuple[int, str, Any]] = []
@@ -704,6 +712,48 @@ class ModelStream:
                 if len(pending) >= block:
                     out.extend(child.run_block())
         return out
+
+    def _route_tracked(self, events: list, segs: list) -> list[tuple[int, str, Any]] | None:
+        """:meth:`_route` for the steady state, one C-level pass per slice, or None.
+
+        It applies when every event has the same single segment key and each value already
+        has its slice, so no slice is created, pruned or re-shared. Slices are independent of
+        each other, so feeding them one after the other gives the states of feeding them
+        event by event; their alerts are put back in the order of the events that completed
+        their blocks.
+        """
+        if segs.count(None) or set(map(len, segs)) != {1}:
+            return None
+        keys = set(map(next, map(iter, segs)))
+        if len(keys) != 1:
+            return None
+        (key,) = keys
+        counts = self.seg_counts.get(key)
+        vals = list(map(itemgetter(key), segs))
+        values = set(vals)
+        if (
+            counts is None
+            or set(map(type, values)) != {str}
+            or any((key, v) not in self.slices for v in values)
+        ):
+            return None
+        block = self.settings.block
+        done: list[tuple[int, list]] = []
+        for v in sorted(values):
+            pos = list(compress(range(len(vals)), map(v.__eq__, vals)))
+            counts[v] = counts.get(v, 0) + len(pos)
+            child = self.slices[(key, v)]
+            i = 0
+            while i < len(pos):
+                j = min(len(pos), i + block - len(child.pending))
+                part = list(map(events.__getitem__, pos[i:j]))
+                child.pending.extend(part)
+                child.ptimes.extend(map(_TIME, part))
+                if len(child.pending) >= block:
+                    done.append((pos[j - 1], child.run_block()))
+                i = j
+        done.sort(key=itemgetter(0))
+        return [a for _, alerts in done for a in alerts]
 
     def _prune(self, key: str, counts: dict[str, int]) -> None:
         keep = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[

@@ -5,6 +5,7 @@ import orjson
 import pytest
 from _streams import assert_state_round_trips, process_in_pieces
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
+from driftline.detectors._state import decode_state
 from driftline.detectors.exceptions import ConfigError
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent, parse_timestamp
 from hypothesis import HealthCheck, given, settings
@@ -196,6 +197,55 @@ def test_drift_confined_to_one_segment_names_the_segment():
     assert sliced and sliced[0].segment == {"region": "eu"} and sliced[0].feature == "z"
     assert all(a.segment in (None, {"region": "eu"}) for a in alerts)
     assert all(a.feature == "z" for a in alerts)
+
+
+def test_input_alerts_do_not_depend_on_where_the_labels_arrive():
+    events = stream(6000, onset=4000, what="range", label_every=2)
+    preds = [e for e in events if e.kind == "prediction"]
+    labels = [e for e in events if e.kind == "label"]
+    interleaved, _ = firing(events)
+    labels_last, _ = firing(preds + labels)
+
+    def inputs(alerts):
+        return [a.to_dict() for a in alerts if a.kind not in ("concept_drift", "performance")]
+
+    assert inputs(interleaved) and inputs(interleaved) == inputs(labels_last)
+
+
+def test_bulk_routing_to_slices_equals_routing_event_by_event(monkeypatch):
+    from driftline.detectors._stream import ModelStream
+
+    cfg = CFG.with_options(warmup=400)
+    events = stream(9000, onset=6000, what="segment", label_every=5)
+    taken = []
+    bulk = ModelStream._route_tracked
+
+    def counting(self, evs, segs):
+        out = bulk(self, evs, segs)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(ModelStream, "_route_tracked", counting)
+    fast, fast_mon = firing(events, cfg)
+    monkeypatch.setattr(ModelStream, "_route_tracked", lambda self, evs, segs: None)
+    slow, slow_mon = firing(events, cfg)
+    assert sum(taken) > len(taken) / 2  # the bulk path did most of the routing
+    assert any(a.segment for a in fast)
+    assert [a.to_dict() for a in fast] == [a.to_dict() for a in slow]
+    # the states agree too, but for the KLL sketches (randomised compaction: no two runs agree)
+    assert _without_sketches(decode_state(fast_mon.dump_model("m"))) == _without_sketches(
+        decode_state(slow_mon.dump_model("m"))
+    )
+
+
+def _without_sketches(state):
+    if isinstance(state, dict):
+        return {k: _without_sketches(v) for k, v in state.items() if k != "sketch"}
+    if isinstance(state, list):
+        return [_without_sketches(v) for v in state]
+    if isinstance(state, np.ndarray):
+        return state.tolist()
+    return state
 
 
 # ------------------------------------------------------------------ determinism and state
