@@ -14,6 +14,7 @@ import gzip
 import io
 import os
 import sys
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
@@ -158,9 +159,9 @@ def _parquet_default(value: object) -> object:
 def _parquet_lines(path: str) -> Iterator[bytes]:
     """Rows of a Parquet file as JSON lines, one record batch in memory at a time.
 
-    A null top-level column means "field absent" (a label row has no ``features``), so those
-    keys are dropped; nulls inside ``features`` are kept because there they are a missing
-    value the detectors count.
+    Struct and map columns become JSON objects. A null top-level column means "field
+    absent" (a label row has no ``features``), so those keys are dropped; nulls inside
+    ``features`` are kept because there they are a missing value the detectors count.
     """
     try:
         import pyarrow.parquet as pq
@@ -172,6 +173,11 @@ def _parquet_lines(path: str) -> Iterator[bytes]:
         raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
     dumps = orjson.dumps
     for batch in parquet.iter_batches(batch_size=8192):
-        for row in batch.to_pylist():
+        with warnings.catch_warnings():
+            # a map column (features with any keys per row) becomes a dict; a repeated key
+            # keeps its last value, as JSON objects do, without a warning per row
+            warnings.simplefilter("ignore")
+            rows = batch.to_pylist(maps_as_pydicts="lossy")
+        for row in rows:
             clean = {k: v for k, v in row.items() if v is not None}
             yield dumps(clean, default=_parquet_default)

@@ -110,16 +110,36 @@ def test_parquet_needs_pyarrow_or_reads_rows(cli, tmp_path, sample_lines):
     import orjson
 
     # One model's predictions: a Parquet struct column has one set of fields for all rows.
-    lines = [line for line in sample_lines if b'"fraud"' in line and b"features" in line][:2000]
+    lines = [line for line in sample_lines if b'"fraud"' in line and b"features" in line]
+    rows = [orjson.loads(line) for line in lines]
     path = tmp_path / "x.parquet"
-    pq.write_table(pa.Table.from_pylist([orjson.loads(line) for line in lines]), path)
+    pq.write_table(pa.Table.from_pylist(rows), path)
     plain = tmp_path / "x.jsonl"
     plain.write_bytes(b"".join(lines))
     from_parquet = cli("replay", path, "--out", "-")
     from_jsonl = cli("replay", plain, "--out", "-")
     assert from_parquet.status == 0, from_parquet.stderr
-    assert "replayed 2,000 events" in from_parquet.stderr
-    assert from_parquet.stdout == from_jsonl.stdout
+    assert f"replayed {len(lines):,} events" in from_parquet.stderr
+    assert from_parquet.stdout and from_parquet.stdout == from_jsonl.stdout  # the drift's alerts
+    # features as a Parquet map column (any keys per row) rather than a struct
+    feature_type = pa.map_(pa.string(), pa.float64())
+    numeric = [
+        {**r, "features": {k: float(v) for k, v in r["features"].items() if type(v) is float}}
+        for r in rows
+    ]
+    table = pa.Table.from_pylist(numeric)
+    table = table.set_column(
+        table.schema.get_field_index("features"),
+        "features",
+        pa.array([list(r["features"].items()) for r in numeric], type=feature_type),
+    )
+    mapped = tmp_path / "map.parquet"
+    pq.write_table(table, mapped)
+    plain_numeric = tmp_path / "numeric.jsonl"
+    plain_numeric.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in numeric))
+    from_map = cli("replay", mapped, "--out", "-")
+    assert from_map.status == 0 and "invalid lines: 0" in from_map.stderr, from_map.stderr
+    assert from_map.stdout == cli("replay", plain_numeric, "--out", "-").stdout
 
 
 def test_crlf_lines_are_accepted(cli, sample_lines, tmp_path):
