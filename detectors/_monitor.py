@@ -252,6 +252,11 @@ class Monitor:
             ],
         }
 
+    def labels_joined(self, model: str) -> int:
+        """Labels joined to their prediction so far in a model's streams (a cheap counter,
+        for views that follow it batch by batch; :meth:`status` has it too, at a cost)."""
+        return sum(st.joins.counts["joined"] for st in self._models.get(model, {}).values())
+
     @property
     def stats(self) -> dict:
         """Counters of this monitor: events by kind, alerts by kind and by status."""

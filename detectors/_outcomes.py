@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -60,16 +59,17 @@ class LabelJoin:
             self._evict()
 
     def add_many(self, pids: list, times: list, predictions: list, segments: list) -> None:
-        """:meth:`add` for a run of predictions (``None`` ids are skipped).
+        """:meth:`add` for a run of predictions (``None`` ids are skipped), in bulk where
+        that leaves exactly the state of adding one by one.
 
-        Below the cap nothing is evicted, and adding in bulk (C-level dict and deque updates)
-        leaves exactly the state of adding one by one, repeated ids included. So the part of
-        the run that fits goes in bulk and the rest one by one: at the cap, which entry an
-        add evicts depends on the adds before it (an id joined, then sent again, leaves an
-        old queue entry that must be passed before the new one is added).
+        Below the cap nothing is evicted, and C-level dict and deque updates are exact,
+        repeated ids included. At the cap each add evicts the oldest waiting id; in bulk that
+        is exact when every queued entry is a distinct waiting id (no entry left behind by a
+        joined, expired or re-sent id, which must be passed over in order) and the new ids
+        are new and fewer than the cap. Otherwise one by one.
         """
-        table, order = self.table, self.order
-        m = min(self.cap - len(table), 2 * self.cap - len(order), len(pids))
+        table, order, cap = self.table, self.order, self.cap
+        m = min(cap - len(table), 2 * cap - len(order), len(pids))
         if m <= 0 or None in pids:
             m = 0
         else:
@@ -77,6 +77,27 @@ class LabelJoin:
             table.update(zip(head, zip(times, predictions, segments, strict=True), strict=False))
             order.extend(zip(times, head, strict=False))
             self.counts["remembered"] += m
+            if m == len(pids):
+                return
+        rest = pids[m:]
+        if (
+            len(order) == len(table)
+            and len(rest) <= cap
+            and None not in rest
+            and len(set(rest)) == len(rest)
+            and table.keys().isdisjoint(rest)
+        ):
+            entries = zip(times[m:], predictions[m:], segments[m:], strict=True)
+            table.update(zip(rest, entries, strict=True))
+            order.extend(zip(times[m:], rest, strict=True))
+            self.counts["remembered"] += len(rest)
+            over = len(table) - cap
+            if over > 0:
+                popleft = order.popleft
+                for pid in [popleft()[1] for _ in range(over)]:
+                    del table[pid]
+                self.counts["evicted"] += over
+            return
         add = self.add
         for i in range(m, len(pids)):
             if pids[i] is not None:
@@ -84,13 +105,10 @@ class LabelJoin:
 
     def _evict(self) -> None:
         order, table = self.order, self.table
-        popleft, pop = order.popleft, table.pop
-        # oldest first, in rounds of as many as are still too many: a popped id removes at
-        # most one entry (it may have been joined already), so no round removes too much
         while len(table) > self.cap and order:
-            k = min(len(table) - self.cap, len(order))
-            pids = [popleft()[1] for _ in range(k)]
-            self.counts["evicted"] += k - list(map(pop, pids, repeat(None, k))).count(None)
+            _, pid = order.popleft()
+            if table.pop(pid, None) is not None:
+                self.counts["evicted"] += 1
         while len(order) > 2 * self.cap and order:  # joined ids left in the queue
             t, pid = order.popleft()
             if pid in table:

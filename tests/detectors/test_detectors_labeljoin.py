@@ -5,11 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 # small id alphabets make repeated ids, and a small cap makes eviction, common
-_ids = st.one_of(st.none(), st.sampled_from([f"p{i}" for i in range(40)]))
+_ids = st.one_of(st.none(), st.sampled_from([f"p{i}" for i in range(12)]))
 _ops = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.lists(_ids, max_size=12)),
-        st.tuples(st.just("take"), st.sampled_from([f"p{i}" for i in range(40)])),
+        st.tuples(st.just("take"), st.sampled_from([f"p{i}" for i in range(12)])),
         st.tuples(st.just("expire"), st.floats(0, 30)),
     ),
     max_size=40,
@@ -40,7 +40,7 @@ def _state(j: LabelJoin) -> tuple:
     return dict(j.table), list(j.order), dict(j.counts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(ops=_ops, cap=st.integers(1, 8))
 def test_bulk_adds_leave_the_state_of_single_adds(ops, cap):
     bulk, single = LabelJoin(ttl=5.0, cap=cap), _OneByOne(ttl=5.0, cap=cap)

@@ -125,6 +125,7 @@ def test_stationary_stream_with_labels_and_segments_gives_no_alert():
     assert alerts == []
     labels = mon.status("m")["streams"][0]["labels"]
     assert labels["joined"] > 9000 and labels["task"] == "binary"
+    assert mon.labels_joined("m") == labels["joined"] and mon.labels_joined("other") == 0
     assert labels["window"]["accuracy"] > 0.6
     orjson.dumps(mon.status("m"))  # JSON-able for the /status view
     seg = mon.status("m")["streams"][0]["segments"]
