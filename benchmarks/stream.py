@@ -19,7 +19,18 @@ One run measures, on the same topic and the same 20-feature prediction events:
     this, produced in waves while the worker consumes, with RSS printed every million);
 (e) start-up (spawn to first event processed) and restart after ``kill -9``.
 
-Worker throughput is read from the worker's own ``/metrics`` (events through the detector).
+Worker throughput is read from the worker's own ``/metrics`` (events through the detector),
+from the first poll that sees it at work (routing or processing) to the last event processed.
+Next to each rate, the CPU time per event of the
+reading process and of the broker over the same span (from /proc): on a shared machine it is
+much steadier than the rate, and the broker's share counts because it runs on the same
+cores (the worker makes it store and serve every event twice: source and shard topic).
+
+``--quick`` measures the same things on 60k events, so each rate comes from about one second
+(the ceiling from 0.3 s) and moves by 20-30% between runs; compare CPU per event, not rates,
+between a quick and a full run. (Rates used to be taken from the first *processed* event: by
+then the router had already forwarded 10-33k of a quick run's 60k events, work that window
+did not see, so quick runs overstated the rate, the no-op worker's most.)
 """
 
 from __future__ import annotations
@@ -100,6 +111,9 @@ class _NullMonitor:
 
     def status(self, model):
         return {}
+
+    def labels_joined(self, model):
+        return 0
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -314,21 +328,32 @@ class WorkerProcess:
 
     def wait_events(
         self, target: float, timeout: float, on_poll=None
-    ) -> tuple[float, float, float]:
-        """Poll until ``target`` events; return (t_first_nonzero, count_then, t_done)."""
-        first = None
+    ) -> tuple[float, float, float, float]:
+        """Poll until ``target`` events processed.
+
+        Returns ``(t_begin, processed_then, t_first, t_done)``: ``t_begin`` is the first poll
+        that saw the worker at work (events routed or processed), ``t_first`` the first that
+        saw an event processed. A rate must be taken from ``t_begin``: the router runs ahead
+        of the shards, and by the first processed event it has already forwarded 10-30k
+        events (measured), which a window opened at ``t_first`` would get for free.
+        """
+        begin = first = None
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("worker died:\n" + self.proc.stderr.read().decode()[-3000:])
-            n = self.events()
+            m = scrape(self.port)
             now = time.perf_counter()
+            n = None if m is None else m.get("driftline_events_total", 0.0)
+            routed = 0.0 if m is None else m.get("driftline_routed_events_total", 0.0)
+            if begin is None and (n or routed):
+                begin = (now, n or 0.0)
             if on_poll is not None:
-                on_poll(n or 0.0)
+                on_poll(n or 0.0, begin is not None)
             if n and first is None:
-                first = (now, n)
+                first = now
             if n is not None and n >= target:
-                return first[0], first[1], now
+                return begin[0], begin[1], first, now
             time.sleep(0.1)
         raise TimeoutError(f"worker reached {self.events()} of {target} events")
 
@@ -418,21 +443,46 @@ def memory_run(broker, tmp: str, total: int, every: int = 1_000_000) -> None:
         thread.join(timeout=60)
 
 
-def measure_worker(bootstrap, topic, mode, n, tmp, label, rss_at=()):
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_worker(bootstrap, topic, mode, n, tmp, label, rss_at=(), broker_pid=None):
+    """Rate from the start of the worker's work to the last processed event, and the CPU per
+    event of worker and broker.
+
+    CPU is counted over the same span (both share the machine's cores, and the broker does
+    twice the work of the raw ceiling: it stores and serves the internal shard topic too).
+    Returns ``(rate, startup, rss, (worker µs/event, broker µs/event))``.
+    """
     app_id = f"bench-{label}-{int(time.time() * 1000) % 10**8}"
     worker = WorkerProcess(bootstrap, topic, mode, app_id, os.path.join(tmp, app_id))
     rss: dict[int, float] = {}
+    cpu: list[tuple[float, float, float]] = []
 
-    def poll(count: float) -> None:
+    def sample(count: float) -> tuple[float, float, float]:
+        broker = cpu_seconds(broker_pid) if broker_pid else float("nan")
+        return count, cpu_seconds(worker.proc.pid), broker
+
+    def poll(count: float, working: bool) -> None:
+        if working and not cpu:
+            cpu.append(sample(count))
         for mark in rss_at:
             if mark not in rss and count >= mark:
                 rss[mark] = rss_mib(worker.proc.pid)
 
     try:
-        t_first, c_first, t_done = worker.wait_events(n, timeout=max(300, n / 2000), on_poll=poll)
+        t_begin, c_begin, t_first, t_done = worker.wait_events(
+            n, timeout=max(300, n / 2000), on_poll=poll
+        )
+        cpu.append(sample(n))
         startup = t_first - worker.spawned
-        rate = (n - c_first) / (t_done - t_first) if t_done > t_first else float("nan")
-        return rate, startup, rss
+        rate = (n - c_begin) / (t_done - t_begin) if t_done > t_begin else float("nan")
+        done = max(1.0, cpu[-1][0] - cpu[0][0])
+        per_event = tuple((cpu[-1][i] - cpu[0][i]) / done * 1e6 for i in (1, 2))
+        return rate, startup, rss, per_event
     finally:
         worker.stop()
 
@@ -488,23 +538,42 @@ def main() -> int:
 
         # The machine is shared: the ceiling is measured before and after the workers, and
         # the ratios use the higher of the two (the conservative choice).
-        ceil1 = asyncio.run(ceiling(bootstrap, topic, n))
-        full, startup, _ = measure_worker(bootstrap, topic, "full", n, tmp, "full")
-        pipe, _, _ = measure_worker(bootstrap, topic, "pipeline", n, tmp, "pipe")
-        ceil2 = asyncio.run(ceiling(bootstrap, topic, n))
+        # The ceiling reads all events in a fraction of a second (0.3 s for --quick), so one
+        # descheduling on the shared machine can halve it: best of three, before and after.
+        broker_cpu = cpu_seconds(broker.pid)
+        own_cpu = time.process_time()
+        ceil1 = max(asyncio.run(ceiling(bootstrap, topic, n)) for _ in range(3))
+        ceil_cpu = (
+            (time.process_time() - own_cpu) / (3 * n) * 1e6,
+            (cpu_seconds(broker.pid) - broker_cpu) / (3 * n) * 1e6,
+        )
+        full, startup, _, full_cpu = measure_worker(
+            bootstrap, topic, "full", n, tmp, "full", broker_pid=broker.pid
+        )
+        pipe, _, _, pipe_cpu = measure_worker(
+            bootstrap, topic, "pipeline", n, tmp, "pipe", broker_pid=broker.pid
+        )
+        ceil2 = max(asyncio.run(ceiling(bootstrap, topic, n)) for _ in range(3))
         ceil = max(ceil1, ceil2)
+
+        def cpu_note(consumer: str, us: tuple[float, float]) -> str:
+            return f"CPU per event: {consumer} {us[0]:.1f} µs, broker {us[1]:.1f} µs"
+
         print(
             f"(a) raw ceiling, aiokafka getmany + orjson.loads: {ceil:,.0f} events/s "
-            f"(runs: {ceil1:,.0f} before, {ceil2:,.0f} after the workers)"
+            f"(best of 3: {ceil1:,.0f} before, {ceil2:,.0f} after the workers)"
         )
+        print(f"    {cpu_note('consumer', ceil_cpu)}")
         print(
             f"(b) worker, full default detection:                {full:,.0f} events/s "
             f"= {full / ceil:.1%} of the ceiling"
         )
+        print(f"    {cpu_note('worker', full_cpu)}")
         print(
             f"    worker, no-op detector (framework only):       {pipe:,.0f} events/s "
             f"= {pipe / ceil:.1%} of the ceiling"
         )
+        print(f"    {cpu_note('worker', pipe_cpu)}")
         print(f"(e) start-up, spawn to first event processed: {startup:.1f} s")
 
         # (c) latency at half the measured throughput
@@ -558,7 +627,7 @@ def main() -> int:
         if mem_n > n:
             took = asyncio.run(produce(bootstrap, topic, mem_n - n, start=n))
         marks = [mem_n * k // 5 for k in range(1, 6)]
-        _, _, rss = measure_worker(bootstrap, topic, "full", mem_n, tmp, "mem", rss_at=marks)
+        _, _, rss, _ = measure_worker(bootstrap, topic, "full", mem_n, tmp, "mem", rss_at=marks)
         print("(d) worker RSS: " + ", ".join(f"{m:,} events {v:.0f} MiB" for m, v in rss.items()))
     return 0
 

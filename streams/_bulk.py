@@ -8,18 +8,23 @@ detector maths, is what limits a plain Faust agent to about 7% of what aiokafka 
 This subclass keeps everything Faust does for the group (subscription, assignment, the
 rebalance protocol, seeking to committed offsets, table recovery, the commit loop) and
 changes one thing: records of the *source* topics are not converted one by one but passed,
-one fetch at a time, to :meth:`Router.route`. All other topics (the internal shard topic,
+one fetch at a time, to :meth:`Router.forward`. All other topics (the internal shard topic,
 changelogs) take Faust's usual per-message path unchanged.
 
-Offsets: a source partition's offset becomes committable only after ``route`` returned,
-which is after the broker acknowledged the forwarded batches. Faust's commit loop commits it
-like any other acknowledged offset; if the routing is interrupted by a rebalance, nothing is
-marked and the fetch is read again by whoever owns the partition next (at-least-once).
+Offsets: the loop does not wait for the broker's acknowledgement of one fetch's batches
+before it reads the next (that wait left the worker idle for a round trip per fetch); up to
+:data:`MAX_IN_FLIGHT` fetches are in flight. A source partition's offset becomes committable
+only when the delivery of its fetch *and of every earlier fetch* has completed (deliveries
+are settled in order). Faust's commit loop commits it like any other acknowledged offset; a
+fetch whose delivery completes after a rebalance is not marked and is read again by whoever
+owns the partition next, and a failed delivery stops the worker before anything after it is
+committed (at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +38,11 @@ __all__ = ["BulkConsumer", "BulkTransport"]
 #: broker that holds fetches that long even when data arrives on another partition (Tansu
 #: does) adds it to every hop, so produce-to-alert latency would be seconds.
 FETCH_MAX_WAIT_MS = 20
+
+#: Fetches forwarded to the shard topic whose delivery is not yet confirmed. The producer
+#: itself holds back a send while the partition's previous batch waits for the broker, so
+#: this mainly bounds the bookkeeping.
+MAX_IN_FLIGHT = 4
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -52,6 +62,9 @@ class BulkConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         # tp -> next offset to commit, for source partitions whose fetches were routed.
         self._bulk_done: dict[Any, int] = {}
+        # (consumer generation, {tp: next offset}, delivery future) per forwarded fetch, oldest
+        # first: a fetch is committable only once it and everything before it was delivered.
+        self._in_flight: deque[tuple[int, dict[Any, int], asyncio.Future]] = deque()
 
     # -- offsets ---------------------------------------------------------------------------
 
@@ -73,6 +86,22 @@ class BulkConsumer(faust_aiokafka.Consumer):
             self._bulk_done.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
+    def _settle(self) -> None:
+        """Mark the fetches whose delivery completed, oldest first, as committable.
+
+        A failed delivery raises here (the drain loop stops, nothing after it is marked).
+        Fetches forwarded under an earlier consumer generation, or settled while a rebalance
+        is under way (flow suspended), are not marked: their partitions may have a new owner
+        and are read again from the committed offset.
+        """
+        in_flight = self._in_flight
+        generation = self.app.consumer_generation_id
+        while in_flight and in_flight[0][2].done():
+            forwarded_in, marks, delivery = in_flight.popleft()
+            delivery.result()
+            if forwarded_in == generation and self.flow_active:
+                self._bulk_done.update(marks)
+
     # -- the fetch loop --------------------------------------------------------------------
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - I/O loop
@@ -85,10 +114,12 @@ class BulkConsumer(faust_aiokafka.Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         to_message = self._to_message
         monitor = self.app.monitor
+        in_flight = self._in_flight
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records, active = await self._wait_next_records(1.0)
+                self._settle()
                 await self.sleep(0)
                 if not records or self.should_stop:
                     continue
@@ -131,14 +162,22 @@ class BulkConsumer(faust_aiokafka.Consumer):
                         await self.wait_first(callback(to_message(tp, rec)), self.suspend_flow)
                         read_offset[tp] = offset
                 if bulk and router is not None:
-                    job = router.route(bulk)
+                    job = router.forward(bulk)
                     outcome = await self.wait_first(job, self.suspend_flow)
                     if job in outcome.done and self.app.consumer_generation_id == generation:
+                        marks = {}
                         for tp, batch in bulk.items():
                             last = batch[-1].offset
                             read_offset[tp] = last
-                            self._bulk_done[tp] = last + 1
+                            marks[tp] = last + 1
                             monitor.tp_read_offsets[tp] = last
+                        delivery = outcome.results[outcome.done.index(job)]
+                        in_flight.append((generation, marks, delivery))
+                if len(in_flight) > MAX_IN_FLIGHT:
+                    # shielded: wait_first cancels what did not finish (a rebalance won), and
+                    # a cancelled delivery future would read as a failed delivery
+                    await self.wait_first(asyncio.shield(in_flight[0][2]), self.suspend_flow)
+                    self._settle()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -7,8 +7,9 @@ bytes to the batch of the shard that owns the model (``crc32(model) % shards``).
 message per shard and fetch goes to the internal shard topic; validation happens on the
 shard, where the decoded event is used, so that every event is parsed for validation once.
 
-The caller (the bulk consumer) commits the source offsets only after :meth:`Router.route`
-has returned, i.e. after the broker acknowledged every batch: at-least-once.
+The caller (the bulk consumer) commits a fetch's source offsets only after the delivery
+future :meth:`Router.forward` returned for it has completed, i.e. after the broker
+acknowledged every batch of that fetch (and of every earlier one): at-least-once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ def shard_of(model: str, shards: int) -> int:
     return zlib.crc32(model.encode("utf-8", "surrogatepass")) % shards
 
 
+def _plain_model(raw: bytes) -> bytes | None:
+    """The bytes of a top-level, escape-free ``"model"`` string; ``None``: parse instead."""
+    if raw.startswith(b'{"model":"'):  # the usual layout: 0.2 µs instead of 0.45 µs
+        end = raw.find(b'"', 10)
+        if end > 0 and raw.find(b"\\", 10, end) < 0:
+            return raw[10:end]
+    start = raw.find(b'"model"')
+    match = _MODEL_KEY.match(raw, start) if start > 0 else None
+    if match is not None and raw.count(b"{", 0, start) == 1 and raw.find(b"[", 0, start) < 0:
+        return match.group(1)
+    return None
+
+
 def model_of(raw: bytes) -> str:
     """The ``model`` of a raw event, ``""`` when it has none or is not JSON.
 
@@ -48,11 +62,10 @@ def model_of(raw: bytes) -> str:
     as the validation the shard does anyway (~7 µs for a 20-feature event against ~0.5 µs
     for the scan). The shard re-checks ownership on the fully decoded event.
     """
-    start = raw.find(b'"model"')
-    match = _MODEL_KEY.match(raw, start) if start > 0 else None
-    if match is not None and raw.count(b"{", 0, start) == 1 and raw.find(b"[", 0, start) < 0:
+    plain = _plain_model(raw)
+    if plain is not None:
         try:
-            return match.group(1).decode("utf-8")
+            return plain.decode("utf-8")
         except UnicodeDecodeError:
             return ""
     try:
@@ -117,19 +130,44 @@ class Router:
         self._max_batch = max_batch_bytes
         self._max_event = max_event_bytes
         self._metrics = metrics
-        self._shard_cache: dict[str, int] = {}
+        # model's bytes in the event -> shard; the same bytes always give the same shard
+        self._shard_cache: dict[bytes, int] = {}
 
-    async def route(self, fetch: Mapping[Any, Sequence[Any]]) -> None:
-        """Forward one fetch (``{tp: [ConsumerRecord, ...]}``) and wait for delivery.
+    def _shard_of_raw(self, raw: bytes) -> int:
+        """The shard of an event from its bytes (:func:`model_of`, then :func:`shard_of`)."""
+        plain = _plain_model(raw)
+        key = plain if plain is not None else model_of(raw).encode("utf-8", "surrogatepass")
+        shard = self._shard_cache.get(key)
+        if shard is None:
+            if len(self._shard_cache) > 100_000:  # bounded: models are few, garbage is not
+                self._shard_cache.clear()
+            model = model_of(raw) if plain is not None else key.decode("utf-8", "surrogatepass")
+            shard = self._shard_cache[key] = shard_of(model, self._shards)
+        return shard
 
-        Raises whatever the producer raises on a failed delivery: the fetch then stays
-        uncommitted and is read again, which is the at-least-once contract.
+    async def forward(self, fetch: Mapping[Any, Sequence[Any]]) -> asyncio.Future:
+        """Hand one fetch (``{tp: [ConsumerRecord, ...]}``) to the producer, batched by shard.
+
+        Returns the future of the batches' delivery; it fails with whatever the producer
+        raised, and the fetch then stays uncommitted and is read again (at-least-once).
+
+        Waiting for the broker's acknowledgement before reading the next fetch left the
+        worker idle for a round trip per fetch (3.5 ms, about a fifth of a no-op run of
+        ``benchmarks/stream.py``), so the bulk consumer keeps reading while deliveries are
+        in flight and commits each fetch once its future is done. Sends to one partition
+        stay in order (the producer has one request in flight per broker), which is what
+        the shards' watermarks rely on.
         """
         shards = self._shards
-        cache = self._shard_cache
+        cache_get = self._shard_cache.get
+        shard_of_raw = self._shard_of_raw
+        plain_model = _plain_model
+        pack = encode_frame
         max_event = self._max_event
         max_batch = self._max_batch
-        parts: list[list[bytes]] = [[] for _ in range(shards)]
+        prefix = batch_prefix()
+        # each batch's list starts with the version byte: one join builds the message
+        parts: list[list[bytes]] = [[prefix] for _ in range(shards)]
         sizes = [0] * shards
         futures: list[asyncio.Future] = []
         send = self._producer.send
@@ -141,7 +179,8 @@ class Router:
                 raw = record.value
                 if raw is None:
                     raw = b""
-                if len(raw) > max_event:
+                size = len(raw)
+                if size > max_event:
                     futures.append(
                         await send(
                             self._deadletter,
@@ -159,29 +198,27 @@ class Router:
                     )
                     self._metrics.invalid.labels(tp.topic, "payload").inc()
                     continue
-                model = model_of(raw)
-                shard = cache.get(model)
+                plain = plain_model(raw)
+                shard = cache_get(plain) if plain is not None else None
                 if shard is None:
-                    shard = cache[model] = shard_of(model, shards)
-                    if len(cache) > 100_000:  # bounded: models are few, garbage is not
-                        cache.clear()
+                    shard = shard_of_raw(raw)
                 frames = parts[shard]
-                ts = record.timestamp if record.timestamp is not None else -1
-                frames.append(encode_frame(code, partition, record.offset, ts, raw))
+                ts = record.timestamp
+                frames.append(pack(code, partition, record.offset, -1 if ts is None else ts, raw))
                 frames.append(raw)
-                sizes[shard] += len(raw) + 25
+                sizes[shard] += size + 25
                 routed += 1
                 if sizes[shard] >= max_batch:
                     futures.append(await self._send_batch(shard, frames))
-                    parts[shard] = []
+                    parts[shard] = [prefix]
                     sizes[shard] = 0
         for shard, frames in enumerate(parts):
-            if frames:
+            if len(frames) > 1:
                 futures.append(await self._send_batch(shard, frames))
-        if futures:
-            await asyncio.gather(*futures)
         self._metrics.routed.inc(routed)
+        return asyncio.gather(*futures)
 
     async def _send_batch(self, shard: int, frames: list[bytes]) -> asyncio.Future:
-        value = batch_prefix() + b"".join(frames)
+        """Send one batch; ``frames`` starts with the version byte (``batch_prefix``)."""
+        value = b"".join(frames)
         return await self._producer.send(self._shard_topic, None, value, shard, None, None)

@@ -235,6 +235,11 @@ class WorkerSettings:
         Records per fetch. Larger fetches amortise more per-fetch cost but make each batch
         take longer to detect on, which is latency: 1000 keeps p99 under a second at half
         the maximum throughput (benchmarks/stream.py).
+    window_seconds, window_count
+        Per-model statistics of ``/status`` (events by kind, dead letters, label joins,
+        alerts) are kept in tumbling windows of this many seconds of *event time*, the
+        last ``window_count`` of them (``driftline.streams._windows``). They travel inside
+        the checkpoints, so they cost no extra changelog records.
     session_timeout, heartbeat_interval, rebalance_timeout
         Consumer-group timers, seconds. Shorter means faster start-up and faster takeover of
         a crashed worker's partitions, at the cost of false expiry on a stalled worker.
@@ -253,6 +258,8 @@ class WorkerSettings:
     max_batch_bytes: int = 512 * 1024
     max_event_bytes: int = 256 * 1024
     max_poll_records: int = 1000
+    window_seconds: float = 60.0
+    window_count: int = 10
     session_timeout: float = 10.0
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 10.0
@@ -264,5 +271,7 @@ class WorkerSettings:
             raise StreamsConfigError(f"store: expected rocksdb or memory, got {self.store!r}")
         if self.checkpoint_events < 1 or self.checkpoint_seconds <= 0:
             raise StreamsConfigError("checkpoint interval: events >= 1 and seconds > 0")
+        if not 0 < self.window_seconds < float("inf") or not 1 <= self.window_count <= 10_000:
+            raise StreamsConfigError("windows: seconds > 0 and a count from 1 to 10000")
         if self.max_event_bytes > self.max_batch_bytes:
             raise StreamsConfigError("max_event_bytes must not exceed max_batch_bytes")

@@ -25,6 +25,9 @@ watermark is exact: no event is counted twice in detector state, none is skipped
 
 Events after the checkpoint are processed again after a crash and may re-emit alerts, with
 the same ``alert_id`` (ids are deterministic): subscribers deduplicate by ``alert_id``.
+
+The per-window statistics of ``/status`` (:mod:`driftline.streams._windows`) are tallied
+once per batch and stored inside each model's checkpoint header, next to its watermarks.
 """
 
 from __future__ import annotations
@@ -40,9 +43,17 @@ from typing import Any
 import orjson
 from driftline.streams._framing import iter_frames
 from driftline.streams._metrics import WorkerMetrics
-from driftline.streams._router import deadletter_headers, shard_of
+from driftline.streams._router import deadletter_headers, model_of, shard_of
+from driftline.streams._windows import WindowBook, shard_windows_key
 
-__all__ = ["ShardProcessor", "chunk_key", "pack_checkpoint", "unpack_header", "unpack_state"]
+__all__ = [
+    "ShardProcessor",
+    "chunk_key",
+    "header_windows",
+    "pack_checkpoint",
+    "unpack_header",
+    "unpack_state",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +67,37 @@ CHUNK_BYTES = 256 * 1024
 Watermarks = dict[tuple[str, int], int]
 
 
+def fence_key(shard: int) -> bytes:
+    """Table key of a shard's checkpoint fence (see ``ShardProcessor._fence``); ``0xfd``
+    never starts UTF-8, so no model's key."""
+    return b"\xfd%d" % shard
+
+
 def chunk_key(model_key: bytes, generation: int, index: int) -> bytes:
     """Table key of one chunk. ``0xff`` never starts UTF-8, so it cannot be a model's key."""
     return b"\xff%s\x00%d\x00%d" % (model_key, generation, index)
 
 
-def pack_checkpoint(marks: Watermarks, state: bytes, generation: int) -> tuple[bytes, list[bytes]]:
+def pack_checkpoint(
+    marks: Watermarks, state: bytes, generation: int, windows: dict | None = None
+) -> tuple[bytes, list[bytes]]:
     """The header record (magic, JSON: generation, chunk count, watermarks) and the chunks.
 
     Chunks are written first and the header last, under a new generation, so that a crash
     in the middle leaves the previous header pointing at the previous, complete chunks.
+    ``windows`` (the model's per-window statistics) rides in the header, atomic with the
+    watermarks it must agree with.
     """
     packed = zlib.compress(state, 1)
     chunks = [packed[i : i + CHUNK_BYTES] for i in range(0, len(packed), CHUNK_BYTES)] or [b""]
-    doc = orjson.dumps(
-        {
-            "generation": generation,
-            "chunks": len(chunks),
-            "marks": [[kind, partition, offset] for (kind, partition), offset in marks.items()],
-        }
-    )
+    header = {
+        "generation": generation,
+        "chunks": len(chunks),
+        "marks": [[kind, partition, offset] for (kind, partition), offset in marks.items()],
+    }
+    if windows is not None:
+        header["windows"] = windows
+    doc = orjson.dumps(header)
     return _MAGIC + _LENGTH.pack(len(doc)) + doc, chunks
 
 
@@ -90,6 +112,16 @@ def unpack_header(value: bytes) -> tuple[int, int, Watermarks]:
         return int(doc["generation"]), int(doc["chunks"]), marks
     except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"checkpoint header unreadable: {exc}") from None
+
+
+def header_windows(value: bytes) -> dict | None:
+    """The per-window statistics stored in a header (``None``: none, or unreadable)."""
+    try:
+        (length,) = _LENGTH.unpack_from(value, 4)
+        doc = orjson.loads(value[8 : 8 + length])
+    except (struct.error, orjson.JSONDecodeError, TypeError):
+        return None
+    return doc.get("windows") if isinstance(doc, dict) else None
 
 
 def unpack_state(chunks: list[bytes | None]) -> bytes:
@@ -154,6 +186,8 @@ class ShardProcessor:
         checkpoint_events: int,
         checkpoint_seconds: float,
         metrics: WorkerMetrics,
+        window_seconds: float = 60.0,
+        window_count: int = 10,
     ) -> None:
         from driftline.schemas import ContractError, decode_event
 
@@ -173,8 +207,13 @@ class ShardProcessor:
         self._marks: dict[str, Watermarks] = {}
         self._generation: dict[str, tuple[int, int]] = {}  # model -> (generation, chunks)
         self._pending: list[Awaitable] = []
+        self._fenced: dict[int, int] = {}  # shard -> fences written (see ``_fence``)
         self.last_alert: dict[str, dict] = {}
         self.processed = 0
+        self.windows = WindowBook(window_seconds, window_count, monitor.labels_joined)
+        self._kind_of_topic = {topic: kind for kind, topic in sources.items()}
+        # the shard whose batch is being handled, and the dead letters it sent so far
+        self._here: tuple[int, _Shard, list[tuple]] | None = None
 
     # -- rebalance -------------------------------------------------------------------------
 
@@ -208,6 +247,7 @@ class ShardProcessor:
                 continue
             book.revoked = True
             self._forget(book.models)
+            self.windows.drop_shard(shard)
             for model in book.models:
                 self.last_alert.pop(model, None)
 
@@ -221,6 +261,7 @@ class ShardProcessor:
         book = self._shards.get(shard)
         if book is None:  # a message of a shard revoked meanwhile: its new owner has it
             return
+        self._here = (shard, book, [])
         started = time.perf_counter()
         try:
             frames = list(iter_frames(event.value))
@@ -278,6 +319,7 @@ class ShardProcessor:
             self._forget(book.models)
             return
         if events:
+            labelled = self.windows.labels_before(events) if "label" in counts else None
             try:
                 alerts = self.monitor.process(events)
             except Exception as exc:  # a detector bug must not stop the shard: park the batch
@@ -307,12 +349,14 @@ class ShardProcessor:
                 )
                 self._metrics.alerts.labels(alert.kind, alert.model).inc()
                 self.last_alert[alert.model] = alert.to_dict()
+            self.windows.count(events, alerts, labelled)
             for ev in events:
                 book.dirty.add(ev.model)
             book.events_since += len(events)
             self.processed += len(events)
             for kind, n in counts.items():
                 self._metrics.events.labels(self._topic_of_kind[kind], kind).inc(n)
+        self._count_dead_letters()
         if book.revoked:  # revoked while alerts were being sent: no checkpoint, no ack
             return
         book.held.append(event)
@@ -393,13 +437,16 @@ class ShardProcessor:
                     "shard": shard,
                     "status": summary,
                     "last_alert": self.last_alert.get(model),
+                    "windows": self.windows.view(model),
                 }
         return {
             "shards": {
                 str(shard): {
                     "models": len(book.models),
                     "uncheckpointed_events": book.events_since,
+                    "unacknowledged_batches": len(book.held),
                     "checkpoint_age_seconds": round(time.monotonic() - book.last_checkpoint, 3),
+                    "unattributed_windows": self.windows.view_shard(shard),
                 }
                 for shard, book in sorted(self._shards.items())
             },
@@ -428,7 +475,9 @@ class ShardProcessor:
         except Exception as exc:  # corrupt or foreign record: start over, loudly
             log.error("checkpoint of model %r unusable, starting fresh: %s", model, exc)
             self.monitor.drop_model(model)
+            self.windows.drop(model)
             return
+        self.windows.load(model, header_windows(value))
         self._marks[model] = marks
         self._generation[model] = (generation, count)
 
@@ -436,6 +485,7 @@ class ShardProcessor:
         """Drop the detector state and book-keeping of ``models`` from this worker."""
         for model in models:
             self.monitor.drop_model(model)
+            self.windows.drop(model)
             self._marks.pop(model, None)
             self._generation.pop(model, None)
 
@@ -448,11 +498,14 @@ class ShardProcessor:
             return
         table = self._table
         dump = self.monitor.dump_model
+        wrote = bool(book.dirty)
         for model in book.dirty:
             key = model.encode()
             old_generation, old_count = self._generation.get(model, (0, 0))
             generation = old_generation + 1
-            header, chunks = pack_checkpoint(self._marks.get(model, {}), dump(model), generation)
+            header, chunks = pack_checkpoint(
+                self._marks.get(model, {}), dump(model), generation, self.windows.dump(model)
+            )
             for i, chunk in enumerate(chunks):
                 table[chunk_key(key, generation, i)] = chunk
             table[key] = header  # last: the switch to the new generation
@@ -462,11 +515,36 @@ class ShardProcessor:
         if book.dirty:
             self._metrics.checkpoints.inc(len(book.dirty))
         book.dirty.clear()
+        here = self._here
+        if here is not None and here[1] is book and here[0] in self.windows.shard_dirty:
+            self.windows.shard_dirty.discard(here[0])
+            table[shard_windows_key(here[0])] = orjson.dumps(self.windows.dump_shard(here[0]))
+            wrote = True
+        if wrote and here is not None and here[1] is book:
+            await self._fence(here[0])
+            if book.revoked:  # revoked during the flush: its new owner acknowledges
+                return
         held, book.held = book.held, []
         for event in held:
             await ack(event)
         book.events_since = 0
         book.last_checkpoint = time.monotonic()
+
+    async def _fence(self, shard: int) -> None:
+        """End a checkpoint with a record batch of its own, delivered before the acks.
+
+        The embedded broker (Tansu 0.6) answers a partition's end offset with the first
+        offset of its last record batch plus one, and Faust's recovery reads a changelog only
+        up to that end: a checkpoint sent as one batch (chunks, header, tombstones) would be
+        restored in part, i.e. as the previous checkpoint, while the source offsets are
+        committed past it. A one-record batch after it (this shard's fence key, flushed
+        alone) makes the reported end exact. On Apache Kafka it costs two flushes per
+        checkpoint.
+        """
+        await self._producer.flush()
+        self._fenced[shard] = self._fenced.get(shard, 0) + 1
+        self._table[fence_key(shard)] = b"%d" % self._fenced[shard]
+        await self._producer.flush()
 
     async def _dead(
         self,
@@ -482,6 +560,52 @@ class ShardProcessor:
             await self._producer.send(self._deadletter, None, raw, None, None, headers)
         )
         self._metrics.invalid.labels(topic, reason).inc()
+        self._note_dead(raw, topic, partition, offset, reason)
+
+    def _note_dead(self, raw: bytes, topic: str, partition: int, offset: int, reason: str) -> None:
+        """Remember a dead letter of the batch for its window (:meth:`_count_dead_letters`).
+
+        A dead letter of a model with state advances the model's watermark like a valid
+        event (detector failures already did), in stream order, so that its redelivery after
+        a crash is not counted twice: count and watermark are checkpointed together.
+        """
+        here = self._here
+        if here is None or here[1].revoked:  # revoked during the send: nothing to count
+            return
+        model = model_of(raw) if reason != "batch" else ""
+        book = here[1]
+        kind = self._kind_of_topic.get(topic)
+        if model in book.models and kind is not None and reason != "detector":
+            marks = self._marks.setdefault(model, {})
+            if offset <= marks.get((kind, partition), -1):
+                return  # a redelivery, already counted
+            marks[(kind, partition)] = offset
+            book.dirty.add(model)
+        here[2].append(model)
+
+    def _count_dead_letters(self) -> None:
+        """Count the batch's dead letters in their model's window, or as unattributed.
+
+        Called once the batch's valid events are counted, so that a model's dead letters
+        find the window its events just opened (a dead letter has no trustworthy event time).
+        """
+        here = self._here
+        if here is None or not here[2] or here[1].revoked:
+            return
+        shard, book, dead = here
+        windows = self.windows
+        unattributed = 0
+        for model in dead:
+            if model in book.models and windows.has_time(model):
+                windows.count_invalid(model)
+                book.dirty.add(model)
+            else:
+                unattributed += 1
+        dead.clear()
+        if unattributed:
+            if shard not in windows.shards:  # first use since assignment: restore, then count
+                windows.load_shard(shard, self._table.get(shard_windows_key(shard)))
+            windows.count_unattributed(shard, book.models, time.time(), unattributed)
 
 
 def _done(future: Any) -> bool:

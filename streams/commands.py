@@ -101,6 +101,19 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--data-dir", default="./driftline-data", help="RocksDB directory")
     worker.add_argument("--checkpoint-events", type=int, default=20_000)
     worker.add_argument("--checkpoint-seconds", type=float, default=5.0)
+    worker.add_argument(
+        "--window-seconds",
+        type=float,
+        default=60.0,
+        help="size of the event-time windows of per-model statistics in /status (default 60)",
+    )
+    worker.add_argument(
+        "--windows",
+        type=int,
+        default=10,
+        metavar="N",
+        help="how many of those windows /status keeps per model (default 10)",
+    )
     worker.add_argument("--web-host", default="127.0.0.1")
     worker.add_argument("--web-port", type=int, default=6066, help="0 disables the web server")
     worker.add_argument("--session-timeout", type=float, default=10.0, help="seconds")
@@ -151,6 +164,8 @@ def _worker(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             checkpoint_events=args.checkpoint_events,
             checkpoint_seconds=args.checkpoint_seconds,
+            window_seconds=args.window_seconds,
+            window_count=args.windows,
             web_host=args.web_host,
             web_port=args.web_port,
             session_timeout=args.session_timeout,

@@ -12,6 +12,7 @@ from driftline.streams._router import model_of, shard_of
 from driftline.streams._shards import (
     CHUNK_BYTES,
     chunk_key,
+    fence_key,
     pack_checkpoint,
     unpack_header,
     unpack_state,
@@ -212,6 +213,9 @@ class _Producer:
         self.sent.append((topic, key, value, headers))
         return _Future()
 
+    async def flush(self) -> None:
+        self.flushes = getattr(self, "flushes", 0) + 1
+
 
 class _Message:
     def __init__(self, partition: int, offset: int) -> None:
@@ -248,6 +252,9 @@ class _CountingMonitor:
 
     def status(self, model):
         return {"count": self.counts[model]}
+
+    def labels_joined(self, model):
+        return 0
 
 
 def _processor(table: dict, producer: _Producer, every: int = 3):
@@ -295,6 +302,8 @@ def test_shard_skips_redelivered_events_and_restores_from_its_checkpoint():
     asyncio.run(run(proc, [(10, first)]))
     assert monitor.counts == {"m": 4}
     assert acked == [10] and b"m" in table  # 4 >= 3 events: checkpointed, then acked
+    # after the checkpoint: a fence record, flushed alone (before and after), before the ack
+    assert table.pop(fence_key(0)) == b"1" and producer.flushes == 2
     generation, count, _ = unpack_header(table[b"m"])
     assert len(table) == 1 + count  # the header and this generation's chunks, nothing older
     # the router re-forwards the same source records (a crash before its commit)
@@ -306,6 +315,7 @@ def test_shard_skips_redelivered_events_and_restores_from_its_checkpoint():
     asyncio.run(run(again, [(11, more)]))
     assert monitor2.counts == {"m": 7}  # 4 from the checkpoint + offsets 4, 5 and 6
     assert unpack_header(table[b"m"])[0] == generation + 1
+    table.pop(fence_key(0))
     assert len(table) == 1 + unpack_header(table[b"m"])[1]  # old chunks deleted
 
 
