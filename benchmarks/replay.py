@@ -1,7 +1,7 @@
 """Replay throughput next to its ceiling, measured in the same run on the same file.
 
     .venv/bin/python benchmarks/replay.py [--quick] [--events N] [--input FILE] [--profile]
-                                          [--no-segments] [--baseline] [--publish]
+                                          [--no-segments] [--no-ids] [--baseline] [--publish]
 
 (a) ceiling: reading the lines and ``orjson.loads`` alone, nothing else;
 (b) decode: reading + ``decode_event`` (the contract's validation), no detection;
@@ -124,6 +124,15 @@ def publish_rate(path: str) -> str:
     )
 
 
+def without_prediction_ids(src: str, dst: str) -> None:
+    """Copy a log without its events' ``prediction_id`` (so nothing waits for a label)."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        for line in fin:
+            doc = orjson.loads(line)
+            doc.pop("prediction_id", None)
+            fout.write(orjson.dumps(doc) + b"\n")
+
+
 def measure(path: str, out: str, repeat: int) -> int:
     """Stages (a)-(c) on one file, interleaved, best of ``repeat``; prints them, returns lines."""
     size = os.path.getsize(path)
@@ -182,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the input without a segment key (default: both inputs, one after the other)",
     )
+    parser.add_argument(
+        "--no-ids",
+        action="store_true",
+        help="also measure the input without a segment key stripped of its prediction_ids "
+        "(isolates the cost of remembering predictions for their labels)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one replay")
     parser.add_argument(
         "--baseline",
@@ -223,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                     else "without a segment key (the 16 features, the output and the latency)"
                 )
                 inputs.append((title, path))
+                if args.no_ids and not segments:
+                    bare = os.path.join(tmp, "bench-plain-no-ids.jsonl")
+                    without_prediction_ids(path, bare)
+                    title = "the same events without prediction_id (nothing waits for a label)"
+                    inputs.append((title, bare))
         for title, path in inputs:
             print(f"\n== {title}")
             lines = measure(path, out, args.repeat)
