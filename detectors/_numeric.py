@@ -421,6 +421,25 @@ def _path_bound(C: np.ndarray) -> np.ndarray:
     return (cols.max(axis=0).reshape(L, S, q) - run_min).max(axis=2)
 
 
+def _exact_path(start: np.ndarray, z: np.ndarray, k: float, fin: np.ndarray | None) -> np.ndarray:
+    """One feature's four CUSUMs event by event, shape (4, B): up and down on the location
+    and on the spread score ``z`` (2, B), from ``start``; a missing value (``fin`` False)
+    is no step. Only for the few features whose :func:`_path_bound` nears the threshold."""
+    steps = np.empty((4, z.shape[1]))
+    steps[0::2] = z
+    steps[1::2] = -z
+    steps -= k
+    if fin is not None:
+        steps *= fin
+    return cusum_path(start, steps)
+
+
+def _evidence_prefix(fin: np.ndarray, x: np.ndarray, zloc: np.ndarray) -> np.ndarray:
+    """Running count, sum, sum of squares and location-score sum of one feature's block:
+    the ``prefix`` that :meth:`NumericFeature._cusum_signal` describes the change with."""
+    return np.cumsum(np.stack([fin.astype(np.float64), x, x * x, zloc]), axis=1)
+
+
 def update_numeric(
     features: list[NumericFeature],
     X: np.ndarray,
@@ -544,23 +563,14 @@ def update_numeric(
     maybe = np.flatnonzero(((bound >= h) & enabled).any(axis=1))
     fired = np.zeros((L, 4), dtype=bool)
     for j in maybe.tolist():
-        steps = np.empty((4, B))
-        steps[0::2] = z[j]
-        steps[1::2] = -z[j]
-        steps -= k
-        if not all_fin:
-            steps *= finl[j]
-        path = cusum_path(start[j], steps)
+        path = _exact_path(start[j], z[j], k, None if all_fin else finl[j])
         hits = (path.max(axis=1) >= h[j]) & enabled[j]
         if not hits.any():
             continue
         cols = np.flatnonzero(hits)
         first = (path[cols] >= h[j, cols, None]).argmax(axis=1)
         m = int(first.argmin())
-        row_x = Xz[live[j]]
-        prefix = np.cumsum(
-            np.stack([finl[j].astype(np.float64), row_x, row_x * row_x, z[j, 0]]), axis=1
-        )
+        prefix = _evidence_prefix(finl[j], Xz[live[j]], z[j, 0])
         out[live[j]].append(
             sub[j]._cusum_signal(
                 int(cols[m]), int(first[m]), path, prefix, times, seq0, h[j], settings
@@ -630,7 +640,6 @@ def _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, mas
         if f.adwin is None:
             f.adwin = AdwinDetector(adwin_delta(rate, S), S)
         dets.append(f.adwin)
-    B = z.shape[2]
     batches = adwin_inputs(dets, z[on, 0, :], None if all_fin else finl[on])
     k = settings.cusum_k
     for j, d, (vals, ends) in zip(on, dets, batches, strict=True):
@@ -642,18 +651,9 @@ def _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, mas
         pos, width, zmean = hits[0]
         t = int(ends[pos])
         f = sub[j]
-        steps = np.empty((4, B))
-        steps[0::2] = z[j]
-        steps[1::2] = -z[j]
-        steps -= k
-        if not all_fin:
-            steps *= finl[j]
-        path = cusum_path(f.cusum, steps)
+        path = _exact_path(f.cusum, z[j], k, None if all_fin else finl[j])
         c = 0 if path[0, t] >= path[1, t] else 1
-        row_x = Xz[live[j]]
-        prefix = np.cumsum(
-            np.stack([finl[j].astype(np.float64), row_x, row_x * row_x, z[j, 0]]), axis=1
-        )
+        prefix = _evidence_prefix(finl[j], Xz[live[j]], z[j, 0])
         via = (
             f"ADWIN (delta {d.delta:.2g}) cut its window of sub-block means, "
             f"change point from the location CUSUM ({path[c, t]:.1f})"

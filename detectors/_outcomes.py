@@ -62,44 +62,35 @@ class LabelJoin:
         """:meth:`add` for a run of predictions (``None`` ids are skipped), in bulk where
         that leaves exactly the state of adding one by one.
 
-        Below the cap nothing is evicted, and C-level dict and deque updates are exact,
-        repeated ids included. At the cap each add evicts the oldest waiting id; in bulk that
-        is exact when every queued entry is a distinct waiting id (no entry left behind by a
-        joined, expired or re-sent id, which must be passed over in order) and the new ids
-        are new and fewer than the cap. Otherwise one by one.
+        In bulk means C-level dict and deque updates, then evicting the oldest entries that
+        exceed the cap. That is exact for the whole run when every queued entry is a distinct
+        waiting id (no entry left behind by a joined, expired or re-sent id, which must be
+        passed over in order) and the run's ids are new and distinct: the queue is then
+        first in, first out, and each add evicts its oldest entry. Otherwise the part of
+        the run that fits below the cap goes in bulk (nothing is evicted, repeated ids are
+        exact) and the rest one by one.
         """
         table, order, cap = self.table, self.order, self.cap
-        m = min(cap - len(table), 2 * cap - len(order), len(pids))
-        if m <= 0 or None in pids:
+        n = len(pids)
+        if None in pids:
             m = 0
+        elif len(order) == len(table) and len(set(pids)) == n and table.keys().isdisjoint(pids):
+            m = n
         else:
-            head = pids[:m]
+            m = max(0, min(cap - len(table), 2 * cap - len(order), n))
+        if m:
+            head = pids if m == n else pids[:m]
             table.update(zip(head, zip(times, predictions, segments, strict=True), strict=False))
             order.extend(zip(times, head, strict=False))
             self.counts["remembered"] += m
-            if m == len(pids):
-                return
-        rest = pids[m:]
-        if (
-            len(order) == len(table)
-            and len(rest) <= cap
-            and None not in rest
-            and len(set(rest)) == len(rest)
-            and table.keys().isdisjoint(rest)
-        ):
-            entries = zip(times[m:], predictions[m:], segments[m:], strict=True)
-            table.update(zip(rest, entries, strict=True))
-            order.extend(zip(times[m:], rest, strict=True))
-            self.counts["remembered"] += len(rest)
             over = len(table) - cap
             if over > 0:
                 popleft = order.popleft
                 for pid in [popleft()[1] for _ in range(over)]:
                     del table[pid]
                 self.counts["evicted"] += over
-            return
         add = self.add
-        for i in range(m, len(pids)):
+        for i in range(m, n):
             if pids[i] is not None:
                 add(pids[i], times[i], predictions[i], segments[i])
 

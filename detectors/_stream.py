@@ -194,6 +194,18 @@ class ModelStream:
             mask = self._masks[key] = tuple(d for d in _APPLIES[kind] if d in chosen)
         return mask
 
+    def _context(self, seq0: int, times: np.ndarray, block: int) -> dict[str, Any]:
+        """What the alert policy needs of a processed block (see ``FeaturePolicy.step``)."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "settings": self.settings,
+            "seq0": seq0,
+            "times": times,
+            "block": block,
+            "segment": self.segment,
+        }
+
     def rate_per_unit(self) -> float:
         """False-alarm rate per event allotted to each detector unit of this stream."""
         units = sum(len(self._mask(n, f.kind)) for n, f in self.features.items())
@@ -313,15 +325,7 @@ class ModelStream:
         numeric = [(n, c) for n, c in live if self.features[n].kind == "numeric"]
         matrix = self._numeric_matrix(numeric, B)
         rate = self.rate_per_unit()
-        ctx = {
-            "model": self.model,
-            "version": self.version,
-            "settings": settings,
-            "seq0": seq0,
-            "times": times,
-            "block": self.blocks,
-            "segment": self.segment,
-        }
+        ctx = self._context(seq0, times, self.blocks)
         # quality counts of every column (before the references move in this block)
         F = len(quality.names)
         rows9: list = []  # per column: the CLASSES counts (one array built at the end)
@@ -524,15 +528,7 @@ class ModelStream:
             q.observe(counts[None, :], cats, float(times[0]), float(times[-1]))
             qs = q.signals(rate, P, times, ab, {"prediction": pf}, np.zeros(1), output=True)
             signals["prediction"] = signals.get("prediction", []) + qs.get("prediction", [])
-        ctx = {
-            "model": self.model,
-            "version": self.version,
-            "settings": settings,
-            "seq0": seq0,
-            "times": times,
-            "block": self.out_blocks,
-            "segment": self.segment,
-        }
+        ctx = self._context(seq0, times, self.out_blocks)
         out = []
         for name in ("prediction", "latency_ms"):
             f = self.outputs.get(name)
@@ -594,15 +590,7 @@ class ModelStream:
             sigs = o.run(self.settings, self.rate_per_unit())
             if sigs and self.parent is not None:
                 sigs = self._unexplained("error", "labels", sigs)
-            ctx = {
-                "model": self.model,
-                "version": self.version,
-                "settings": self.settings,
-                "seq0": seq0,
-                "times": times,
-                "block": block,
-                "segment": self.segment,
-            }
+            ctx = self._context(seq0, times, block)
             for seq, alert in o.policy.step(
                 o.error, sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
             ):
