@@ -207,7 +207,6 @@ class ShardProcessor:
         self._marks: dict[str, Watermarks] = {}
         self._generation: dict[str, tuple[int, int]] = {}  # model -> (generation, chunks)
         self._pending: list[Awaitable] = []
-        self._fenced: dict[int, int] = {}  # shard -> fences written (see ``_fence``)
         self.last_alert: dict[str, dict] = {}
         self.processed = 0
         self.windows = WindowBook(window_seconds, window_count, monitor.labels_joined)
@@ -542,8 +541,7 @@ class ShardProcessor:
         checkpoint.
         """
         await self._producer.flush()
-        self._fenced[shard] = self._fenced.get(shard, 0) + 1
-        self._table[fence_key(shard)] = b"%d" % self._fenced[shard]
+        self._table[fence_key(shard)] = b"1"  # the record is the point, not its value
         await self._producer.flush()
 
     async def _dead(

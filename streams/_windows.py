@@ -250,16 +250,8 @@ class WindowBook:
                     newest[ev.model] = ev.timestamp
         for model in newest:
             if model not in self._joined:
-                self._joined[model] = self._read_joined(model)
+                self._joined[model] = self._joined_of(model)
         return newest
-
-    def _read_joined(self, model: str) -> int:
-        """The monitor's join counter; a failure to read it must not stop the shard."""
-        try:
-            return int(self._joined_of(model))
-        except Exception:
-            log.exception("labels joined of model %r unreadable", model)
-            return self._joined.get(model, 0)
 
     def count(
         self, events: list[Any], alerts: Iterable[Any], labelled: dict[str, float] | None
@@ -305,7 +297,7 @@ class WindowBook:
         if labelled:
             for model, t in labelled.items():
                 before = self._joined.get(model, 0)
-                now = self._joined[model] = self._read_joined(model)
+                now = self._joined[model] = self._joined_of(model)
                 if now > before:
                     w = self._model(model).window(int(t // self.seconds))
                     if w is None:
