@@ -190,7 +190,7 @@ class DetectionConfig(_Options):
         expired, not joined.
     max_pending_labels : int
         Predictions remembered per model stream for the label join (the oldest are dropped
-        first and counted as evicted): bounds the join's memory.
+        first, an eighth of this at a time, and counted as evicted): bounds the join's memory.
     outcome_block : int
         Joined (prediction, label) pairs per block of the error-stream detectors.
     max_segment_keys : int

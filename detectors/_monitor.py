@@ -8,6 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from ._config import DetectionConfig
+from ._outcomes import EXPIRED
 from ._state import decode_state, encode_state
 from ._stream import ModelStream
 from .exceptions import StateError
@@ -190,10 +191,10 @@ class Monitor:
             cands = [first] if first is not None else []
             cands += [v for k, v in sorted(versions.items(), key=_version_key) if v is not first]
             for st in cands:
-                if ev.prediction_id in st.joins.table:
-                    entry = st.joins.take(ev.prediction_id, ev.timestamp)
-                    if entry is None:
-                        return []
+                entry = st.joins.take(ev.prediction_id, ev.timestamp)
+                if entry is EXPIRED:
+                    return []
+                if entry is not None:
                     return st.add_outcome(entry, ev.label, ev.timestamp)
         self._unmatched += 1
         return []

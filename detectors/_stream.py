@@ -450,7 +450,7 @@ class ModelStream:
         if preds:
             same = times if len(preds) == B else None  # all predictions: the block's times
             out.extend(self._run_outputs(preds, out_cols, out_signals, rate, same))
-        if self.joins.table:
+        if self.joins.gens:
             self.joins.expire(float(times[-1]))
         self.seq += B
         self.blocks += 1
@@ -801,7 +801,7 @@ class ModelStream:
             "output_reference_version": self.ref_version,
             "labels": {
                 **self.joins.counts,
-                "awaiting": len(self.joins.table),
+                "awaiting": len(self.joins),
                 **self.outcomes.summary(),
             },
         }
