@@ -189,8 +189,10 @@ class DetectionConfig(_Options):
         Seconds of event time a prediction waits for its label; later labels are counted as
         expired, not joined.
     max_pending_labels : int
-        Predictions remembered per model stream for the label join (the oldest are dropped
-        first, an eighth of this at a time, and counted as evicted): bounds the join's memory.
+        How many of a model stream's latest predictions the label join remembers: a
+        prediction waits for its label while it is among them (and within ``label_ttl``);
+        older ones are dropped an eighth of this at a time and counted as evicted. Bounds
+        the join's memory.
     outcome_block : int
         Joined (prediction, label) pairs per block of the error-stream detectors.
     max_segment_keys : int

@@ -1,11 +1,11 @@
 """Concept drift and performance: predictions joined with their delayed labels.
 
 Labels arrive late and some never. A model stream remembers its predictions that carry a
-``prediction_id`` (time, output, segment) for ``label_ttl`` seconds of event time, at most
-``max_pending_labels`` of them (the oldest are dropped first, an eighth of the cap at a time,
-and counted as evicted); a label joins its prediction by id, a label older than the
-time-to-live or without a prediction is counted, not used. Memory is therefore bounded by the
-configuration.
+``prediction_id`` (time, output, segment) for ``label_ttl`` seconds of event time, and while
+it is among its ``max_pending_labels`` latest predictions (older ones are dropped an eighth of
+that at a time and counted as evicted); a label joins its prediction by id, a label older than
+the time-to-live or without a prediction is counted, not used. Memory is therefore bounded by
+the configuration.
 
 Each joined pair becomes an *outcome* with a loss: for classification the 0/1 error (a score
 is thresholded at 0.5 against 0/1 or boolean labels), for regression the absolute error. The
@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from itertools import compress
+from itertools import accumulate, compress
 from typing import Any
 
 import numpy as np
@@ -50,34 +50,63 @@ _POSITIONS: list[int] = []
 
 
 class _Generation:
-    """Predictions remembered one after another: an id index over columns.
+    """Predictions remembered one after another, in columns, with an id index built on demand.
 
-    Why columns of raw doubles: a join holds up to 100,000 predictions at a time, and holding
-    each one's time and output as Python objects (and a tuple around them, which the garbage
-    collector tracks) scatters the allocator's pools, so that the next events' values land in
-    cold memory; measured in replay, that cost more than the dict work itself. Here the index
-    maps an id to a position, times and float outputs are ``array('d')`` columns, and only
-    other outputs (class names, ints, booleans, None) and segments are kept as objects, by
-    position.
+    Why columns, and why the index waits: a join holds up to 100,000 predictions at a time,
+    and every small object it keeps alive for that long (an id string, a tuple, a float)
+    leaves a hole in the allocator's pools when it goes, so that the next events' values land
+    in cold memory. Measured in replay, keeping the ids as strings in a dict cost about
+    0.8 us per event. So times and float outputs are ``array('d')`` columns, the ids one
+    concatenated string per run (with their lengths), and the dict from id to position is
+    built the first time a label looks in this generation: predictions that never see a
+    label are never indexed. Only other outputs (class names, ints, booleans, None) and
+    segments are kept as objects, by position.
+
+    A position is waiting until a label takes it. The index maps an id to its last position
+    while that one is not taken, so a re-sent id supersedes its earlier copy, which still
+    counts as waiting (and then as evicted or expired): every prediction remembered ends up
+    counted exactly once, as joined, expired or evicted.
     """
 
-    __slots__ = ("index", "latest", "other", "predictions", "segments", "start", "times")
+    __slots__ = (
+        "_index",
+        "_lengths",
+        "_text",
+        "latest",
+        "other",
+        "predictions",
+        "segments",
+        "start",
+        "taken",
+        "times",
+    )
 
     def __init__(self, start: int) -> None:
         self.start = start  # index of its first prediction among all remembered
         self.latest = -math.inf  # its latest event time
-        self.index: dict[str, int] = {}  # waiting id -> position in the columns
+        self._text: list[str] = []  # the ids of each run, concatenated
+        self._lengths = array("q")  # the length of each id
+        self._index: dict[str, int] | None = None  # id -> last position, once a label looks
+        self.taken = bytearray()  # 1 at the positions a label took (sized with the index)
         self.times = array("d")
         self.predictions = array("d")  # float outputs (nan where ``other`` has the output)
         self.other: dict[int, Any] = {}  # position -> an output that is not a float
         self.segments: dict[int, Any] = {}  # position -> segment, where there is one
+
+    def __len__(self) -> int:
+        """Predictions waiting here."""
+        return len(self.times) - self.taken.count(1)
 
     def extend(self, pids: list, times: list, predictions: list, segments: list) -> None:
         a = len(self.times)
         b = a + len(pids)
         if len(_POSITIONS) < b:
             _POSITIONS.extend(range(len(_POSITIONS), 2 * b))
-        self.index.update(zip(pids, _POSITIONS[a:b], strict=True))
+        self._text.append("".join(pids))
+        self._lengths.extend(map(len, pids))
+        if self._index is not None:
+            self._index.update(zip(pids, _POSITIONS[a:b], strict=True))
+            self.taken += bytes(b - a)
         self.times.extend(times)
         if predictions[0].__class__ is float and len(set(map(type, predictions))) == 1:
             self.predictions.extend(predictions)
@@ -90,19 +119,37 @@ class _Generation:
             self.segments.update((i, sg) for i, sg in enumerate(segments, a) if sg is not None)
         self.latest = max(self.latest, max(times))
 
+    def ids(self) -> list[str]:
+        """The id of every position."""
+        text = "".join(self._text)
+        ends = list(accumulate(self._lengths))
+        return list(map(text.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+
+    def index(self, taken: bytes | None = None) -> dict[str, int]:
+        """The id index, built on first use (with ``taken``: as it is once those positions
+        were taken)."""
+        if self._index is None:
+            ids = self.ids()
+            self._index = dict(zip(ids, _POSITIONS, strict=False))
+            self.taken = bytearray(taken or len(ids))
+            for pos in compress(range(len(ids)), self.taken):
+                if self._index.get(ids[pos]) == pos:
+                    del self._index[ids[pos]]
+        return self._index
+
     def pop(self, pid: str) -> tuple | None:
-        pos = self.index.pop(pid, None)
+        pos = self.index().pop(pid, None)
         if pos is None:
             return None
+        self.taken[pos] = 1
         pred = self.other.pop(pos) if pos in self.other else self.predictions[pos]
         return self.times[pos], pred, self.segments.pop(pos, None)
 
-    def waiting(self) -> tuple[list, list, list, list]:
-        """The waiting predictions as columns (ids, times, outputs, segments), in order."""
-        pos = list(self.index.values())
-        other, segs, floats = self.other, self.segments, self.predictions
-        preds = [other[p] if p in other else floats[p] for p in pos]
-        return list(self.index), [self.times[p] for p in pos], preds, [segs.get(p) for p in pos]
+    def columns(self) -> tuple[list, list, list, list]:
+        """Every position as columns (ids, times, outputs, segments)."""
+        other, segs, n = self.other, self.segments, len(self.times)
+        preds = [other.get(p, f) for p, f in enumerate(self.predictions)]
+        return self.ids(), self.times.tolist(), preds, [segs.get(p) for p in range(n)]
 
 
 class LabelJoin:
@@ -117,16 +164,17 @@ class LabelJoin:
 
     Why generations rather than one table with an arrival queue: at the default cap of
     100,000 one dict misses the caches on every insert and on every one-by-one eviction,
-    which cost replay about 1.5 us per event, a sixth of its budget. A generation's index
-    is a small dict that stays in cache while it fills, a run of predictions goes in with
-    one C-level update, and eviction drops a whole generation. Everything depends on the
+    which cost replay about 1.5 us per event, a sixth of its budget. A generation is a few
+    flat columns, a run of predictions goes in with a few C-level calls, and eviction drops
+    a whole generation. Everything depends on the
     count of predictions remembered and on event time only, never on how the events were
     batched, so replay and the workers keep agreeing.
 
     A label looks its id up from the newest generation to the oldest, so a re-sent id joins
-    its latest copy (a later label with the same id could still join an older copy). A label
-    later than the time-to-live after its prediction is refused at lookup, exactly, even while
-    the prediction's generation is still kept.
+    its latest copy (the copies it superseded wait on, unreachable within their generation; a
+    later label with the same id can still join a copy in an older generation). A label later
+    than the time-to-live after its prediction is refused at lookup, exactly, even while the
+    prediction's generation is still kept.
     """
 
     __slots__ = ("cap", "counts", "gens", "span", "ttl")
@@ -144,7 +192,7 @@ class LabelJoin:
 
     def __len__(self) -> int:
         """Predictions waiting (expired ones included until their generation goes)."""
-        return sum(len(g.index) for g in self.gens)
+        return sum(map(len, self.gens))
 
     def add(self, pid: str, time: float, prediction: Any, segment: Any) -> None:
         self.add_many([pid], [time], [prediction], [segment])
@@ -168,7 +216,7 @@ class LabelJoin:
             i = j
         oldest = counts["remembered"] - self.cap  # the oldest prediction that may still wait
         while gens and gens[0].start < oldest:
-            self.counts["evicted"] += len(gens.popleft().index)
+            self.counts["evicted"] += len(gens.popleft())
 
     def expire(self, now: float) -> None:
         """Forget the oldest generations while every prediction in them is older than the
@@ -176,7 +224,7 @@ class LabelJoin:
         cutoff = now - self.ttl
         gens = self.gens
         while gens and gens[0].latest < cutoff:
-            self.counts["expired"] += len(gens.popleft().index)
+            self.counts["expired"] += len(gens.popleft())
 
     def take(self, pid: str, time: float) -> Any:
         """The (time, prediction, segment) a label at ``time`` joins, removed; :data:`EXPIRED`
@@ -194,14 +242,14 @@ class LabelJoin:
         return entry
 
     def to_state(self) -> dict:
-        pids, times, predictions, segments, sizes = [], [], [], [], []
+        pids, times, predictions, segments, taken = [], [], [], [], bytearray()
         for g in self.gens:
-            p, t, pr, sg = g.waiting()
+            p, t, pr, sg = g.columns()
             pids += p
             times += t
             predictions += pr
             segments += sg
-            sizes.append(len(p))
+            taken += g.taken or bytes(len(p))
         return {
             "pids": pids,
             "times": np.array(times, dtype=np.float64),
@@ -209,8 +257,9 @@ class LabelJoin:
             "segments": segments,
             "generations": {
                 "starts": np.array([g.start for g in self.gens], dtype=np.int64),
-                "sizes": np.array(sizes, dtype=np.int64),
+                "sizes": np.array([len(g.times) for g in self.gens], dtype=np.int64),
                 "latest": np.array([g.latest for g in self.gens], dtype=np.float64),
+                "taken": np.frombuffer(bytes(taken), dtype=np.uint8),
             },
             "counts": self.counts,
         }
@@ -221,26 +270,28 @@ class LabelJoin:
         j.counts = {"remembered": 0, **s["counts"]}
         pids, times = s["pids"], s["times"].tolist()
         predictions, segments = s["predictions"], s["segments"]
-        if not len(pids) == len(times) == len(predictions) == len(segments):
+        n = len(pids)
+        if not n == len(times) == len(predictions) == len(segments):
             raise StateError("state: label join columns disagree")
         g = s.get("generations")
         if g is None:  # one table, as earlier versions wrote it: it becomes one generation
-            g = {
-                "starts": [max(0, j.counts["remembered"] - len(pids))] if pids else [],
-                "sizes": [len(pids)] if pids else [],
-                "latest": [max(times)] if pids else [],
-            }
+            starts, sizes = [max(0, j.counts["remembered"] - n)], [n]
+            latest, taken = [max(times, default=-math.inf)], bytes(n)
         else:
-            g = {k: v.tolist() for k, v in g.items()}
-        if sum(g["sizes"]) != len(pids):
+            starts, sizes, latest = g["starts"].tolist(), g["sizes"].tolist(), g["latest"].tolist()
+            taken = g["taken"].astype(np.uint8).tobytes()
+        if sum(sizes) != n or len(taken) != n:
             raise StateError("state: label join generations and entries disagree")
         a = 0
-        for start, size, latest in zip(g["starts"], g["sizes"], g["latest"], strict=True):
+        for start, size, last in zip(starts, sizes, latest, strict=True):
+            if not size:
+                continue
             gen = _Generation(int(start))
             b = a + size
-            if size:
-                gen.extend(pids[a:b], times[a:b], predictions[a:b], segments[a:b])
-            gen.latest = latest
+            gen.extend(pids[a:b], times[a:b], predictions[a:b], segments[a:b])
+            gen.latest = last
+            if any(taken[a:b]):
+                gen.index(taken[a:b])
             j.gens.append(gen)
             a = b
         return j

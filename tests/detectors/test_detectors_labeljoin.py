@@ -30,33 +30,41 @@ _ops = st.lists(
 
 
 class _Reference:
-    """The documented rules, one prediction at a time, one dict of tuples per generation."""
+    """The documented rules, one prediction at a time: a generation is a list of positions
+    ``[id, (time, output, segment), taken]``, and a label takes the last position of its id
+    in the newest generation that has one, unless that position was taken already."""
 
     def __init__(self, ttl: float, cap: int) -> None:
         self.ttl, self.cap = ttl, cap
         self.span = max(1, cap // LabelJoin.GENERATIONS)
-        self.gens: list[list] = []  # [first index, latest time, {pid: (time, output, segment)}]
+        self.gens: list[list] = []  # [first index, latest time, positions]
         self.counts = {"remembered": 0, "joined": 0, "expired": 0, "evicted": 0}
+
+    @staticmethod
+    def _waiting(gen) -> int:
+        return sum(1 for _, _, taken in gen[2] if not taken)
 
     def add(self, pid, time, output, segment):
         r = self.counts["remembered"]
         if not self.gens or r % self.span == 0:
-            self.gens.append([r, -math.inf, {}])
+            self.gens.append([r, -math.inf, []])
         gen = self.gens[-1]
-        gen[2][pid] = (time, output, segment)
+        gen[2].append([pid, (time, output, segment), False])
         gen[1] = max(gen[1], time)
         self.counts["remembered"] = r + 1
         while self.gens[0][0] < r + 1 - self.cap:
-            self.counts["evicted"] += len(self.gens.pop(0)[2])
+            self.counts["evicted"] += self._waiting(self.gens.pop(0))
 
     def expire(self, now):
         while self.gens and self.gens[0][1] < now - self.ttl:
-            self.counts["expired"] += len(self.gens.pop(0)[2])
+            self.counts["expired"] += self._waiting(self.gens.pop(0))
 
     def take(self, pid, time):
         for gen in reversed(self.gens):
-            if pid in gen[2]:
-                entry = gen[2].pop(pid)
+            mine = [p for p in gen[2] if p[0] == pid]
+            if mine and not mine[-1][2]:
+                mine[-1][2] = True
+                entry = mine[-1][1]
                 if time - entry[0] > self.ttl:
                     self.counts["expired"] += 1
                     return EXPIRED
@@ -65,16 +73,21 @@ class _Reference:
         return None
 
     def view(self):
-        return [(g[0], g[1], list(g[2].items())) for g in self.gens], dict(self.counts)
+        waiting = [[(p[0], p[1], type(p[1][1])) for p in g[2] if not p[2]] for g in self.gens]
+        return [(g[0], g[1]) for g in self.gens], waiting, dict(self.counts)
+
+    def __len__(self):
+        return sum(map(self._waiting, self.gens))
 
 
 def _view(j: LabelJoin):
-    gens = []
+    waiting = []
     for g in j.gens:
-        pids, times, outputs, segments = g.waiting()
-        entries = list(zip(pids, zip(times, outputs, segments, strict=True), strict=True))
-        gens.append((g.start, g.latest, entries))
-    return gens, dict(j.counts)
+        pids, times, outputs, segments = g.columns()
+        taken = g.taken or bytes(len(pids))
+        entries = zip(pids, zip(times, outputs, segments, strict=True), taken, strict=True)
+        waiting.append([(pid, e, type(e[1])) for pid, e, t in entries if not t])
+    return [(g.start, g.latest) for g in j.gens], waiting, dict(j.counts)
 
 
 def _restored(j: LabelJoin) -> LabelJoin:
@@ -117,7 +130,11 @@ def test_the_join_keeps_its_rules_whatever_the_batches(ops, cap):
         else:
             bulk = _restored(bulk)
         assert _view(bulk) == _view(single) == ref.view()
-        assert len(bulk) == sum(len(g[2]) for g in ref.gens) <= cap
+        assert len(bulk) == len(single) == len(ref) <= cap
+    counts = bulk.counts  # every prediction remembered is counted once it leaves
+    assert counts["remembered"] == counts["joined"] + counts["expired"] + counts["evicted"] + len(
+        bulk
+    )
 
 
 def test_the_last_cap_minus_span_predictions_wait_for_their_labels():
@@ -162,3 +179,16 @@ def test_a_state_of_the_single_table_format_is_restored_as_one_generation():
     j.add_many(["d"] * 6, [5.0] * 6, [0.1] * 6, [None] * 6)  # the old generation leaves
     assert j.take("a", 6.0) is None
     assert j.counts["evicted"] == 2
+
+
+def test_a_restored_join_tells_a_taken_copy_from_a_later_one():
+    j = LabelJoin(ttl=100.0, cap=80)  # one generation of 10
+    j.add_many(["x", "y"], [1.0, 2.0], [0.1, 0.2], [None, None])
+    assert j.take("x", 3.0) == (1.0, 0.1, None)
+    j.add_many(["x", "y"], [4.0, 5.0], [0.4, 0.5], [None, None])  # x again; y supersedes y
+    r = _restored(j)
+    assert _view(r) == _view(j)
+    assert r.take("x", 6.0) == (4.0, 0.4, None)  # the later copy waits
+    assert r.take("y", 6.0) == (5.0, 0.5, None)
+    assert r.take("y", 6.0) is None  # its superseded copy is unreachable
+    assert len(r) == 1  # ... yet waits, to be counted as evicted or expired
