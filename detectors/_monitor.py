@@ -187,9 +187,14 @@ class Monitor:
         """Join a label with its prediction (see ``_outcomes``); unmatched ones are counted."""
         versions = self._models.get(ev.model)
         if versions:
-            first = versions.get(ev.model_version) if ev.model_version is not None else None
-            cands = [first] if first is not None else []
-            cands += [v for k, v in sorted(versions.items(), key=_version_key) if v is not first]
+            if len(versions) == 1:
+                cands = list(versions.values())
+            else:  # the label's own version first, then the others in a fixed order
+                first = versions.get(ev.model_version) if ev.model_version is not None else None
+                cands = [first] if first is not None else []
+                cands += [
+                    v for _, v in sorted(versions.items(), key=_version_key) if v is not first
+                ]
             for st in cands:
                 entry = st.joins.take(ev.prediction_id, ev.timestamp)
                 if entry is EXPIRED:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from itertools import accumulate, compress
+from itertools import accumulate, chain, compress, pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,8 @@ _N, _TP, _FP, _FN, _TN, _ABS, _SQ = range(7)
 
 
 #: Positions 0, 1, 2, ... as int objects shared by every generation's index (grown on demand),
-#: so that an index holds no int of its own.
+#: so that an index holds no int of its own. Grown without a lock: a process drives its
+#: monitors from one thread (a worker's event loop, replay's loop).
 _POSITIONS: list[int] = []
 
 
@@ -59,8 +60,10 @@ class _Generation:
     0.8 us per event. So times and float outputs are ``array('d')`` columns, the ids one
     concatenated string per run (with their lengths), and the dict from id to position is
     built the first time a label looks in this generation: predictions that never see a
-    label are never indexed. Only other outputs (class names, ints, booleans, None) and
-    segments are kept as objects, by position.
+    label are never indexed. Segments are coded: each distinct segment is kept once per
+    generation, and a position holds its code (keeping every event's segment dict cost
+    another 1 us per event in replay). Only outputs other than floats (class names, ints,
+    booleans, None) are kept as objects, by position.
 
     A position is waiting until a label takes it. The index maps an id to its last position
     while that one is not taken, so a re-sent id supersedes its earlier copy, which still
@@ -75,7 +78,9 @@ class _Generation:
         "latest",
         "other",
         "predictions",
-        "segments",
+        "seg_codes",
+        "seg_index",
+        "seg_values",
         "start",
         "taken",
         "times",
@@ -91,10 +96,12 @@ class _Generation:
         self.times = array("d")
         self.predictions = array("d")  # float outputs (nan where ``other`` has the output)
         self.other: dict[int, Any] = {}  # position -> an output that is not a float
-        self.segments: dict[int, Any] = {}  # position -> segment, where there is one
+        self.seg_codes: array | None = None  # per position, -1 for none; None: none so far
+        self.seg_index: dict[Any, int] = {None: -1}  # a segment's items (or id) -> its code
+        self.seg_values: list[dict] = []  # code -> segment
 
     def __len__(self) -> int:
-        """Predictions waiting here."""
+        """Positions not taken (copies superseded by a re-sent id included)."""
         return len(self.times) - self.taken.count(1)
 
     def extend(self, pids: list, times: list, predictions: list, segments: list) -> None:
@@ -102,7 +109,11 @@ class _Generation:
         b = a + len(pids)
         if len(_POSITIONS) < b:
             _POSITIONS.extend(range(len(_POSITIONS), 2 * b))
-        self._text.append("".join(pids))
+        try:
+            self._text.append("".join(pids))
+        except TypeError:  # an id that is not a string (outside the contract): its str
+            pids = list(map(str, pids))
+            self._text.append("".join(pids))
         self._lengths.extend(map(len, pids))
         if self._index is not None:
             self._index.update(zip(pids, _POSITIONS[a:b], strict=True))
@@ -116,8 +127,37 @@ class _Generation:
             )
             self.predictions.extend([p if p.__class__ is float else math.nan for p in predictions])
         if segments.count(None) != len(segments):
-            self.segments.update((i, sg) for i, sg in enumerate(segments, a) if sg is not None)
-        self.latest = max(self.latest, max(times))
+            self._code_segments(a, segments)
+        elif self.seg_codes is not None:
+            self.seg_codes.extend(repeat(-1, b - a))
+        last = max(times)
+        if last != last:  # a nan time (outside the contract) must not hide the others
+            last = max([t for t in times if t == t], default=-math.inf)
+        self.latest = max(self.latest, last)
+
+    def _code_segments(self, a: int, segments: list) -> None:
+        if self.seg_codes is None:
+            self.seg_codes = array("i", [-1]) * a
+        present = [sg for sg in segments if sg is not None]
+        if (
+            set(map(type, present)) == {dict}
+            and set(map(type, chain.from_iterable(map(dict.keys, present)))) == {str}
+            and set(map(type, chain.from_iterable(map(dict.values, present)))) == {str}
+        ):  # the contract's segments: equal ones share one code
+            keys = [None if sg is None else tuple(sg.items()) for sg in segments]
+        else:  # other values (1, True and "1" must stay apart): one code per object
+            keys = [None if sg is None else id(sg) for sg in segments]
+        distinct = dict(zip(keys, segments, strict=True))
+        index = self.seg_index
+        for key, sg in distinct.items():
+            if key not in index:
+                index[key] = len(self.seg_values)
+                self.seg_values.append(sg)
+        self.seg_codes.extend(map(index.__getitem__, keys))
+
+    def segment(self, pos: int) -> dict | None:
+        code = -1 if self.seg_codes is None else self.seg_codes[pos]
+        return None if code < 0 else self.seg_values[code]
 
     def ids(self) -> list[str]:
         """The id of every position."""
@@ -143,21 +183,23 @@ class _Generation:
             return None
         self.taken[pos] = 1
         pred = self.other.pop(pos) if pos in self.other else self.predictions[pos]
-        return self.times[pos], pred, self.segments.pop(pos, None)
+        return self.times[pos], pred, self.segment(pos)
 
     def columns(self) -> tuple[list, list, list, list]:
         """Every position as columns (ids, times, outputs, segments)."""
-        other, segs, n = self.other, self.segments, len(self.times)
+        other = self.other
         preds = [other.get(p, f) for p, f in enumerate(self.predictions)]
-        return self.ids(), self.times.tolist(), preds, [segs.get(p) for p in range(n)]
+        segs = list(map(self.segment, range(len(self.times))))
+        return self.ids(), self.times.tolist(), preds, segs
 
 
 class LabelJoin:
     """Predictions waiting for their labels, bounded in time-to-live and in count.
 
-    The waiting predictions are kept in *generations*: from the ``i``-th prediction
-    remembered on (counting from zero), each multiple of ``span`` (one eighth of the cap)
-    starts a generation, and a generation is forgotten whole as soon as its first prediction
+    The waiting predictions are kept in *generations*: each prediction remembered whose
+    count from zero is a multiple of ``span`` (``cap // 8``, at least 1) starts a generation
+    (so does the first one after all were forgotten), and a generation is forgotten whole as
+    soon as its first prediction
     is no longer among the last ``cap`` remembered (its waiting predictions are counted as
     evicted) or its latest one is older than the time-to-live (counted as expired). So at
     most ``cap`` predictions wait, and the last ``cap - span`` do unless joined or expired.
@@ -214,7 +256,12 @@ class LabelJoin:
             gens[-1].extend(pids[i:j], times[i:j], predictions[i:j], segments[i:j])
             counts["remembered"] = r + j - i
             i = j
-        oldest = counts["remembered"] - self.cap  # the oldest prediction that may still wait
+        self._evict()
+
+    def _evict(self) -> None:
+        """Forget the generations whose first prediction left the latest ``cap``."""
+        oldest = self.counts["remembered"] - self.cap
+        gens = self.gens
         while gens and gens[0].start < oldest:
             self.counts["evicted"] += len(gens.popleft())
 
@@ -229,6 +276,8 @@ class LabelJoin:
     def take(self, pid: str, time: float) -> Any:
         """The (time, prediction, segment) a label at ``time`` joins, removed; :data:`EXPIRED`
         when the prediction waited longer than the time-to-live; None for an id not held."""
+        if pid.__class__ is not str:
+            pid = str(pid)  # as add_many keeps it
         for gen in reversed(self.gens):
             entry = gen.pop(pid)
             if entry is not None:
@@ -274,9 +323,15 @@ class LabelJoin:
         if not n == len(times) == len(predictions) == len(segments):
             raise StateError("state: label join columns disagree")
         g = s.get("generations")
-        if g is None:  # one table, as earlier versions wrote it: it becomes one generation
-            starts, sizes = [max(0, j.counts["remembered"] - n)], [n]
-            latest, taken = [max(times, default=-math.inf)], bytes(n)
+        if g is None:  # one table, as earlier versions wrote it: cut into generations
+            if "remembered" not in s["counts"]:  # older still: what it must at least have been
+                j.counts["remembered"] = n + sum(s["counts"].values())
+            first = j.counts["remembered"] - n  # the table's entries were the latest
+            cuts = [0, *range(-first % j.span or j.span, n, j.span), n] if n else []
+            starts = [first + c for c in cuts[:-1]]
+            sizes = [b - a for a, b in pairwise(cuts)]
+            latest = [max(times[a:b]) for a, b in pairwise(cuts)]
+            taken = bytes(n)
         else:
             starts, sizes, latest = g["starts"].tolist(), g["sizes"].tolist(), g["latest"].tolist()
             taken = g["taken"].astype(np.uint8).tobytes()
@@ -294,6 +349,7 @@ class LabelJoin:
                 gen.index(taken[a:b])
             j.gens.append(gen)
             a = b
+        j._evict()  # the cap may be smaller than when the state was written
         return j
 
 

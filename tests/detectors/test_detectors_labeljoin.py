@@ -14,7 +14,13 @@ _ids = st.one_of(st.none(), st.sampled_from(_PIDS))
 _outputs = st.one_of(
     st.floats(allow_nan=False), st.integers(0, 3), st.booleans(), st.just("cat"), st.none()
 )
-_segments = st.one_of(st.none(), st.just({"region": "eu"}), st.just({"region": "us"}))
+_segments = st.one_of(
+    st.none(),
+    st.just({"region": "eu"}),
+    st.just({"region": "us"}),
+    st.just({"region": "eu", "device": "ios"}),
+    st.just({"tags": ["a"]}),  # outside the contract (unhashable), still kept
+)
 _ops = st.lists(
     st.one_of(
         st.tuples(
@@ -163,22 +169,68 @@ def test_a_label_later_than_the_time_to_live_is_refused_even_while_its_generatio
     assert j.counts == {"remembered": 2, "joined": 1, "expired": 1, "evicted": 0}
 
 
-def test_a_state_of_the_single_table_format_is_restored_as_one_generation():
-    old = {  # what LabelJoin.to_state wrote before generations
-        "pids": ["a", "b", "c"],
-        "times": np.array([1.0, 2.0, 3.0]),
-        "predictions": [0.9, 1, "cat"],
-        "segments": [None, {"region": "eu"}, None],
-        "order": ["a", "b", "c"],
-        "order_times": np.array([1.0, 2.0, 3.0]),
-        "counts": {"remembered": 7, "joined": 4, "expired": 0, "evicted": 0},
+def _single_table_state(n: int, counts: dict) -> dict:
+    """What LabelJoin.to_state wrote before generations: the waiting entries, oldest first."""
+    return {
+        "pids": [f"i{i}" for i in range(n)],
+        "times": np.arange(n, dtype=np.float64),
+        "predictions": [0.9, 1, "cat", None, True, *[0.5] * max(0, n - 5)][:n],
+        "segments": [None, {"region": "eu"}, *[None] * max(0, n - 2)][:n],
+        "order": [f"i{i}" for i in range(n)],
+        "order_times": np.arange(n, dtype=np.float64),
+        "counts": counts,
     }
-    j = LabelJoin.from_state(decode_state(encode_state(old)), ttl=100.0, cap=8)
-    assert len(j) == 3
-    assert _same(j.take("b", 4.0), (2.0, 1, {"region": "eu"}))
-    j.add_many(["d"] * 6, [5.0] * 6, [0.1] * 6, [None] * 6)  # the old generation leaves
-    assert j.take("a", 6.0) is None
-    assert j.counts["evicted"] == 2
+
+
+def test_a_single_table_state_is_restored_as_the_latest_generations():
+    counts = {"remembered": 5000, "joined": 3000, "expired": 0, "evicted": 1000}
+    old = _single_table_state(1000, counts)
+    j = LabelJoin.from_state(decode_state(encode_state(old)), ttl=1e9, cap=1000)
+    assert len(j) == 1000
+    assert _same(j.take("i1", 2000.0), (1.0, 1, {"region": "eu"}))
+    assert _same(j.take("i2", 2000.0), (2.0, "cat", None))
+    j.add("new", 1000.0, 0.5, None)  # one more: only the oldest eighth leaves
+    assert len(j) == 1000 - j.span + 1  # the two taken were in the eighth that left
+    assert j.take("i999", 2000.0) == (999.0, 0.5, None)
+    c = j.counts
+    assert c["remembered"] == c["joined"] + c["expired"] + c["evicted"] + len(j)
+
+
+def test_a_state_older_still_without_the_remembered_count_keeps_the_cap():
+    old = _single_table_state(100, {"joined": 7, "expired": 2, "evicted": 1})
+    j = LabelJoin.from_state(decode_state(encode_state(old)), ttl=1e9, cap=100)
+    for i in range(150):
+        j.add(f"n{i}", 100.0 + i, 0.5, None)
+        assert len(j) <= 100
+    assert j.counts["remembered"] == 100 + 10 + 150
+
+
+def test_a_smaller_cap_on_restore_applies_at_once():
+    j = LabelJoin(ttl=1e9, cap=1000)
+    j.add_many(
+        [f"i{i}" for i in range(1000)], [float(i) for i in range(1000)], [0.5] * 1000, [None] * 1000
+    )
+    r = LabelJoin.from_state(decode_state(encode_state(j.to_state())), ttl=1e9, cap=100)
+    assert len(r) <= 100  # whole generations go: here all of them
+    c = r.counts
+    assert c["remembered"] == c["joined"] + c["expired"] + c["evicted"] + len(r)
+
+
+def test_segments_equal_in_python_but_not_as_text_stay_apart():
+    """``_route`` sends an outcome to the slice named ``str(value)``: 1 and True differ."""
+    j = LabelJoin(ttl=1e9, cap=80)
+    j.add_many(["a", "b", "c"], [1.0, 2.0, 3.0], [0.5] * 3, [{"k": 1}, {"k": True}, {"k": 1}])
+    assert [type(j.take(p, 4.0)[2]["k"]) for p in "abc"] == [int, bool, int]
+
+
+def test_odd_ids_and_times_outside_the_contract_do_not_break_the_join():
+    j = LabelJoin(ttl=10.0, cap=80)
+    j.add_many([7, "8"], [float("nan"), 1.0], [0.5, 0.6], [None, None])
+    j.expire(10.5)  # the generation's latest time is 1.0: a nan does not hide it
+    assert len(j) == 2
+    t, out, seg = j.take(7, 3.0)  # the id was kept as its text
+    assert math.isnan(t) and (out, seg) == (0.5, None)
+    assert j.take("8", 3.0) == (1.0, 0.6, None)
 
 
 def test_a_restored_join_tells_a_taken_copy_from_a_later_one():
