@@ -43,7 +43,7 @@ feature holds ``heavy_hitters`` counters, an HLL sketch (1 KiB), ``window_blocks
 max_categories`` counts, and during its warm-up at most ``4 x heavy_hitters`` counters. A model
 stream also buffers up to ``block - 1`` events, its quality table holds ``(window_blocks + 1) x
 9`` counts per feature (plus up to 1024 reference categories per categorical feature), the
-label join at most ``max_pending_labels`` predictions (about 60 bytes plus the id each), and
+label join at most ``max_pending_labels`` predictions (about 40 bytes plus the id's text each), and
 each of at most ``max_segment_keys x max_segments`` slices is a stream of its own (the same
 bounds).
 ``benchmarks/detect_cost.py`` measures it (about 11 KiB of Python heap plus 3 KiB of

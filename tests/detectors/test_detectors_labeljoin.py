@@ -244,3 +244,30 @@ def test_a_restored_join_tells_a_taken_copy_from_a_later_one():
     assert r.take("y", 6.0) == (5.0, 0.5, None)
     assert r.take("y", 6.0) is None  # its superseded copy is unreachable
     assert len(r) == 1  # ... yet waits, to be counted as evicted or expired
+
+
+def test_waiting_predictions_are_flat_columns_not_objects():
+    """The reason for the design (see ``_Generation``): the objects a join keeps alive grow
+    with its generations, never with its predictions, and a waiting prediction costs a few
+    dozen bytes."""
+    import gc
+    import tracemalloc
+
+    n = 20_000
+    pids = [f"fr-{i:06d}" for i in range(2 * n)]
+    segments = [{"region": "eu" if i % 2 else "us"} for i in range(2 * n)]
+    gc.collect()
+    tracked = len(gc.get_objects())
+    tracemalloc.start()
+    try:
+        j = LabelJoin(ttl=1e12, cap=n)
+        for a in range(0, 2 * n, 512):
+            b = a + 512
+            j.add_many(pids[a:b], [float(i) for i in range(a, b)], [0.25] * 512, segments[a:b])
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    gc.collect()
+    assert n - j.span <= len(j) <= n
+    assert len(gc.get_objects()) - tracked < 20 * LabelJoin.GENERATIONS
+    assert held / len(j) < 64
