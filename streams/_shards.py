@@ -101,25 +101,32 @@ def pack_checkpoint(
     return _MAGIC + _LENGTH.pack(len(doc)) + doc, chunks
 
 
-def unpack_header(value: bytes) -> tuple[int, int, Watermarks]:
-    """``(generation, chunk count, watermarks)`` of a header; ``ValueError`` otherwise."""
+def _header_doc(value: bytes) -> Any:
+    """The JSON document of a header; ``ValueError`` if ``value`` is not a readable one."""
     if not isinstance(value, bytes | bytearray) or value[:4] != _MAGIC or len(value) < 8:
         raise ValueError("not a driftline checkpoint")
     (length,) = _LENGTH.unpack_from(value, 4)
     try:
-        doc = orjson.loads(value[8 : 8 + length])
+        return orjson.loads(value[8 : 8 + length])
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"checkpoint header unreadable: {exc}") from None
+
+
+def unpack_header(value: bytes) -> tuple[int, int, Watermarks]:
+    """``(generation, chunk count, watermarks)`` of a header; ``ValueError`` otherwise."""
+    doc = _header_doc(value)
+    try:
         marks = {(str(k), int(p)): int(o) for k, p, o in doc["marks"]}
         return int(doc["generation"]), int(doc["chunks"]), marks
-    except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"checkpoint header unreadable: {exc}") from None
 
 
 def header_windows(value: bytes) -> dict | None:
     """The per-window statistics stored in a header (``None``: none, or unreadable)."""
     try:
-        (length,) = _LENGTH.unpack_from(value, 4)
-        doc = orjson.loads(value[8 : 8 + length])
-    except (struct.error, orjson.JSONDecodeError, TypeError):
+        doc = _header_doc(value)
+    except ValueError:
         return None
     return doc.get("windows") if isinstance(doc, dict) else None
 
