@@ -10,19 +10,15 @@ from typing import Any
 from ._config import DetectionConfig
 from ._outcomes import EXPIRED
 from ._state import decode_state, encode_state
-from ._stream import ModelStream
+from ._stream import _KIND, _PREDICTION, _SEGMENT, _TIME, ModelStream
 from .exceptions import StateError
 
 __all__ = ["Monitor"]
 
 _STATE_KIND = "driftline.detectors.model"
-_KIND = attrgetter("kind")
 _MODEL = attrgetter("model")
 _VERSION = attrgetter("model_version")
 _PID = attrgetter("prediction_id")
-_TIME = attrgetter("timestamp")
-_PREDICTION = attrgetter("prediction")
-_SEGMENT = attrgetter("segment")
 
 
 def _version_key(item: tuple) -> tuple:
@@ -117,19 +113,21 @@ class Monitor:
             st = streams.get(version)
             if st is None:
                 st = streams[version] = self._new_stream(model, version)
-            ids = kind == "prediction" and list(map(_PID, part)).count(None) != m
+            pids = list(map(_PID, part)) if kind == "prediction" else None
+            if pids is not None and pids.count(None) == m:
+                pids = None  # nothing for the label join
             if st.settings.block_seconds:
-                self._run_timed(st, part, ids, out)
+                self._run_timed(st, part, pids, out)
             else:
-                self._run_counted(st, part, ids, out)
+                self._run_counted(st, part, pids, out)
         return self._tally(out)
 
     @staticmethod
-    def _run_counted(st: ModelStream, part: list[Any], ids: bool, out: list[tuple]) -> None:
+    def _run_counted(st: ModelStream, part: list[Any], pids: list | None, out: list[tuple]) -> None:
         """Buffer a run of one stream's events in block-sized slices (blocks cut by count).
 
-        With ``ids`` (predictions carrying a ``prediction_id``), each slice's predictions are
-        remembered for their labels before the block holding them is processed, as the
+        With ``pids`` (the run's ``prediction_id``s, some not None), each slice's predictions
+        are remembered for their labels before the block holding them is processed, as the
         event-by-event order would.
         """
         block = st.settings.block
@@ -139,9 +137,9 @@ class Monitor:
             j = min(n, i + max(block - len(st.pending), 1))
             chunk = part[i:j]
             times = list(map(_TIME, chunk))
-            if ids:
+            if pids is not None:
                 st.joins.add_many(
-                    list(map(_PID, chunk)),
+                    pids[i:j],
                     times,
                     list(map(_PREDICTION, chunk)),
                     list(map(_SEGMENT, chunk)),
@@ -153,13 +151,13 @@ class Monitor:
             i = j
 
     @staticmethod
-    def _run_timed(st: ModelStream, part: list[Any], ids: bool, out: list[tuple]) -> None:
+    def _run_timed(st: ModelStream, part: list[Any], pids: list | None, out: list[tuple]) -> None:
         """Event by event, for a stream whose blocks are also cut by ``block_seconds``."""
         block, span = st.settings.block, st.settings.block_seconds
         for ev in part:
             if st.ptimes and ev.timestamp - st.ptimes[0] >= span:
                 out.extend(st.run_block())  # event-time limit: close the block first
-            if ids and ev.prediction_id is not None:
+            if pids is not None and ev.prediction_id is not None:
                 st.joins.add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
             st.pending.append(ev)
             st.ptimes.append(ev.timestamp)
