@@ -49,9 +49,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=512,
         metavar="N",
-        help="events per detection call (speed only; alerts do not depend on it)",
+        help="events per detection call (speed only; alerts do not depend on it; by default "
+        "the size measured fastest)",
     )
     p.add_argument(
         "--show-bad",
@@ -172,7 +172,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             cfg, profile = _load_detection(args.config, args.baseline)
         except (OSError, ValueError) as exc:
             return _fail(_describe(exc))
-        from driftline.replay._replay import replay_files
+        from driftline.replay._replay import DEFAULT_BATCH_SIZE, replay_files
 
         summary = replay_files(
             args.inputs,
@@ -180,7 +180,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             config=cfg,
             baseline=profile,
             strict=args.strict,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
             progress=progress,
             show_bad=args.show_bad,
         )
