@@ -43,3 +43,125 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"t-{stem}-{suffix}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+# ------------------------------------------------- programs the tests drive for real
+
+
+@pytest.fixture(scope="session")
+def program() -> Callable[[str], str]:
+    """``program("promtool")`` -> its path. Missing: a failure under ``CI=true`` (the README's
+    test command installs it), a skip with the reason elsewhere."""
+    import os
+    import shutil
+
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            reason = (
+                f"{name} is not on PATH: `make system-deps` installs it (Debian packages "
+                "prometheus, prometheus-alertmanager)"
+            )
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(reason)
+            pytest.skip(reason)
+        return path
+
+    return find
+
+
+class Alertmanager:
+    """A real ``prometheus-alertmanager`` on loopback, no cluster, storage in a temp dir.
+
+    :meth:`stop` and :meth:`start` again keep the port and the storage (silences, the
+    notification log), as a restarted Alertmanager does; alerts live in memory only.
+    """
+
+    def __init__(self, binary: str, config: str, workdir: str) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.binary, self.config, self.workdir = binary, config, workdir
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        import subprocess
+        import time
+        import urllib.request
+
+        log = open(f"{self.workdir}/alertmanager.log", "ab")  # noqa: SIM115 - owned by Popen
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.config}",
+                f"--storage.path={self.workdir}/data",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"alertmanager exited:\n{self.log()}"
+            try:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"alertmanager not ready in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        from pathlib import Path
+
+        return Path(f"{self.workdir}/alertmanager.log").read_text(errors="replace")[-3000:]
+
+    def alerts(self) -> list[dict]:
+        """Active alerts (``GET /api/v2/alerts``: resolved ones are not listed)."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/api/v2/alerts?active=true", timeout=5) as r:
+            return json.load(r)
+
+
+@pytest.fixture
+def alertmanager(program, tmp_path) -> Iterator[Callable[..., Alertmanager]]:
+    """Factory: ``alertmanager(config_path=None)`` starts one; all are stopped afterwards.
+
+    The default configuration is the deployment's (deploy/alertmanager/alertmanager.yml), so
+    every test that starts one also checks that the real program accepts that file.
+    """
+    from pathlib import Path
+
+    binary = program("prometheus-alertmanager")
+    default = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / "alertmanager.yml"
+    started: list[Alertmanager] = []
+
+    def start(config: str | None = None) -> Alertmanager:
+        workdir = tmp_path / f"alertmanager-{len(started)}"
+        workdir.mkdir()
+        am = Alertmanager(binary, str(config or default), str(workdir))
+        started.append(am)
+        am.start()
+        return am
+
+    yield start
+    for am in started:
+        am.stop()

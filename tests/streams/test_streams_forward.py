@@ -1,0 +1,207 @@
+"""``driftline alerts forward`` against a real Alertmanager, real webhooks, the real broker.
+
+Alertmanager is Debian's ``prometheus-alertmanager`` run with the deployment's configuration
+(``deploy/alertmanager/alertmanager.yml``); its v2 API lists the active alerts, and a
+resolved alert is not listed. The forwarder runs as the real CLI subprocess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import signal
+import threading
+import time
+import uuid
+
+import orjson
+import pytest
+from driftline.schemas import Alert
+
+pytestmark = pytest.mark.integration
+
+
+def _alert(model: str, feature: str, status: str, minute: int, **extra) -> Alert:
+    stats = {"before": 0.0, "after": 2.0, "p_value": 1e-9}
+    if status == "resolved":
+        stats = {"reason": "returned_to_reference", "fired_alert_id": extra.pop("fired")}
+    return Alert(
+        alert_id=uuid.uuid4().hex,
+        status=status,
+        kind="data_drift",
+        severity="critical",
+        model=model,
+        model_version="v1",
+        segment=extra.pop("segment", None),
+        feature=feature,
+        detector="mean",
+        event_time=f"2026-01-01T00:{minute:02d}:00.000000Z",
+        window={},
+        statistics=stats,
+        message=f"Mean of {feature!r} moved up.",
+    )
+
+
+def _metrics(proc) -> dict[tuple[str, frozenset], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    got = proc.get("/metrics")
+    assert got is not None and got[0] == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(got[1].decode())
+        for s in family.samples
+    }
+
+
+def _value(proc, name: str, **labels: str) -> float:
+    return _metrics(proc).get((name, frozenset(labels.items())), 0.0)
+
+
+def _incidents(am) -> dict[str, dict]:
+    return {a["labels"]["incident"]: a for a in am.alerts()}
+
+
+def _wait(cond, timeout: float, what: str, *procs) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    logs = "\n".join(p.tail() for p in procs)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def _send(kit, lay, *alerts: Alert, raw: tuple[bytes, ...] = ()) -> None:
+    messages = [(lay.topics.alerts, a.alert_id.encode(), a.to_json()) for a in alerts]
+    kit.produce(lay.bootstrap, messages + [(lay.topics.alerts, None, r) for r in raw])
+
+
+def test_forward_to_alertmanager_survives_restarts_of_both(
+    kit, layout, alertmanager, start_forwarder
+):
+    am = alertmanager()
+    a = _alert("fraud", "amount", "firing", 1, segment={"region": "eu-west"})
+    b = _alert("fraud", "distance", "firing", 2)
+    b_end = _alert("fraud", "distance", "resolved", 3, fired=b.alert_id)
+    # b's resolution and a redelivered copy of a, plus a record that is not an alert.
+    _send(kit, layout, a, b, b_end, a, raw=(b"{oops",))
+    fwd = start_forwarder(layout, "--alertmanager", am.url, group="g1")
+    fwd.wait_ready()
+    _wait(lambda: set(_incidents(am)) == {a.alert_id}, 20, "alert a only", fwd)
+    (got,) = am.alerts()
+    assert got["labels"] == {
+        "alertname": "DriftlineDataDrift",
+        "model": "fraud",
+        "model_version": "v1",
+        "feature": "amount",
+        "kind": "data_drift",
+        "severity": "critical",
+        "detector": "mean",
+        "segment_region": "eu-west",
+        "incident": a.alert_id,
+    }
+    assert got["annotations"]["description"] == a.message
+    assert got["annotations"]["alert_id"] == a.alert_id
+    assert got["startsAt"].startswith("2026-01-01T00:01:00")
+    name = "driftline_forward_alerts_total"
+    assert _value(fwd, name, target="alertmanager", status="firing") == 2
+    assert _value(fwd, name, target="alertmanager", status="resolved") == 1
+    assert _value(fwd, "driftline_forward_skipped_total", reason="duplicate") == 1
+    assert _value(fwd, "driftline_forward_skipped_total", reason="invalid") == 1
+
+    # Alertmanager down: a new incident waits, retried; after the restart (alerts are kept
+    # in memory only) both the open incident and the new one are there.
+    am.stop()
+    c = _alert("fraud", "channel", "firing", 4)
+    _send(kit, layout, c)
+    _wait(
+        lambda: _value(fwd, "driftline_forward_delivery_failures_total", target="alertmanager"),
+        20,
+        "a failed delivery",
+        fwd,
+    )
+    am.start()
+    _wait(lambda: set(_incidents(am)) == {a.alert_id, c.alert_id}, 20, "a and c", fwd)
+    assert _value(fwd, name, target="alertmanager", status="firing") == 3
+
+    # The forwarder killed: its successor delivers nothing twice, re-opens nothing, and
+    # keeps the open incidents alive; a's resolution then ends a.
+    fwd.stop(signal.SIGKILL)
+    fwd2 = start_forwarder(layout, "--alertmanager", am.url, group="g1")
+    fwd2.wait_ready()
+    assert _value(fwd2, name, target="alertmanager", status="firing") == 0
+    assert _value(fwd2, "driftline_forward_open_incidents") == 2
+    _send(kit, layout, _alert("fraud", "amount", "resolved", 5, fired=a.alert_id))
+    _wait(lambda: set(_incidents(am)) == {c.alert_id}, 20, "c only", fwd2)
+    # c outlives several hold periods (4 x the 1 s re-send interval) because it is re-sent.
+    time.sleep(5)
+    assert set(_incidents(am)) == {c.alert_id}
+    assert _value(fwd2, "driftline_forward_resent_total") >= 3
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """Records POSTs; answers 503 to the first ``fail_first`` of them."""
+
+    received: list[tuple[dict, bytes]]
+    fail_first = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        server = self.server
+        if server.fail_first > 0:
+            server.fail_first -= 1
+            self.send_response(503)
+        else:
+            server.received.append((dict(self.headers), body))
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _hook_server(fail_first: int = 0) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    server.received, server.fail_first = [], fail_first
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_forward_to_webhooks_signed_and_slack(kit, layout, start_forwarder):
+    signed, slack = _hook_server(fail_first=2), _hook_server()
+    try:
+        first = _alert("fraud", "amount", "firing", 1)
+        alerts = [first, _alert("fraud", "amount", "resolved", 2, fired=first.alert_id)]
+        _send(kit, layout, *alerts)
+        url = "http://127.0.0.1:{}/hook"
+        fwd = start_forwarder(
+            layout,
+            "--webhook",
+            url.format(signed.server_address[1]),
+            group="g-json",
+            env={"DRIFTLINE_WEBHOOK_SECRET": "s3cret"},
+        )
+        fwd2 = start_forwarder(
+            layout,
+            "--webhook",
+            url.format(slack.server_address[1]),
+            "--webhook-format",
+            "slack",
+            group="g-slack",
+        )
+        _wait(lambda: len(signed.received) == 2 and len(slack.received) == 2, 30, "hooks", fwd)
+        for (headers, body), alert in zip(signed.received, alerts, strict=True):
+            assert orjson.loads(body) == alert.to_dict()
+            digest = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+            assert headers["X-Driftline-Signature"] == f"sha256={digest}"
+        texts = [orjson.loads(body)["text"] for _, body in slack.received]
+        assert texts[0].startswith("[FIRING]") and texts[1].startswith("[RESOLVED]")
+        assert "feature=amount" in texts[0] and first.message in texts[0]
+        assert "X-Driftline-Signature" not in slack.received[0][0]
+        assert _value(fwd, "driftline_forward_delivery_failures_total", target="webhook") == 2
+        assert _value(fwd2, "driftline_forward_delivery_failures_total", target="webhook") == 0
+    finally:
+        signed.shutdown()
+        slack.shutdown()
