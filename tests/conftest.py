@@ -132,6 +132,21 @@ class Alertmanager:
 
         return Path(f"{self.workdir}/alertmanager.log").read_text(errors="replace")[-3000:]
 
+    def received(self, status: str) -> float:
+        """Alertmanager's own count of alerts it received with ``status`` since it started."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "alertmanager_alerts_received_total" and s.labels["status"] == status
+        )
+
     def alerts(self) -> list[dict]:
         """Active alerts (``GET /api/v2/alerts``: resolved ones are not listed)."""
         import json

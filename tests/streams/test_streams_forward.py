@@ -139,6 +139,7 @@ def test_forward_to_alertmanager_survives_restarts_of_both(
     time.sleep(5)
     assert set(_incidents(am)) == {c.alert_id}
     assert _value(fwd2, "driftline_forward_resent_total") >= 3
+    assert am.received("resolved") == 1
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
@@ -205,3 +206,84 @@ def test_forward_to_webhooks_signed_and_slack(kit, layout, start_forwarder):
     finally:
         signed.shutdown()
         slack.shutdown()
+
+
+def _drift_and_return(models: list[str], n: int, seed: int = 3) -> list[bytes]:
+    """``x`` shifts by 2 sd from 35% to 60% of the stream, then returns; two regions."""
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        for m in models:
+            x = rnd.gauss(0, 1) + (2.0 if 0.35 * n <= i < 0.6 * n else 0.0)
+            event = {
+                "model": m,
+                "timestamp": 1.7e9 + i * 0.5,
+                "features": {"x": x, "y": rnd.gauss(0, 1)},
+                "segment": {"region": "eu" if i % 2 else "us"},
+                "prediction": rnd.random(),
+            }
+            out.append(orjson.dumps(event))
+    return out
+
+
+def _expected_labels(alert: dict) -> dict[str, str]:
+    labels = {
+        "alertname": "Driftline" + alert["kind"].title().replace("_", ""),
+        "model": alert["model"],
+        "kind": alert["kind"],
+        "severity": alert["severity"],
+        "detector": alert["detector"],
+        "feature": alert["feature"],
+        "incident": alert["alert_id"],
+    }
+    for key, value in (alert["segment"] or {}).items():
+        labels[f"segment_{key}"] = value
+    return labels
+
+
+def test_drifting_stream_through_a_worker_ends_in_alertmanager(
+    kit, layout, alertmanager, start_worker, start_forwarder
+):
+    """Every alert of the stream reaches Alertmanager once; resolved ones end there, also
+    when Alertmanager was down (and lost its memory) for the second half of the stream."""
+    models = ["m1", "m2"]
+    lines = _drift_and_return(models, 8000)
+    expected = kit.replay_alerts(lines)
+    fired = [a for a in expected if a["status"] == "firing"]
+    ended = {a["statistics"]["fired_alert_id"] for a in expected if a["status"] == "resolved"}
+    assert len(fired) >= 4 and len(ended) >= 2, "the stream must fire and resolve incidents"
+    still_open = {a["alert_id"]: a for a in fired if a["alert_id"] not in ended}
+
+    am = alertmanager()
+    worker = start_worker(layout)
+    fwd = start_forwarder(layout, "--alertmanager", am.url, group="g-e2e")
+    worker.wait_ready()
+    fwd.wait_ready()
+    half = len(lines) // 2
+    kit.produce(layout.bootstrap, kit.keyed(layout.topics.predictions, lines[:half]))
+    early = {a["alert_id"] for a in expected[:2]}
+    assert all(a["status"] == "firing" for a in expected[:2])
+    _wait(lambda: early <= set(_incidents(am)), 60, "the first alerts", fwd, worker)
+
+    am.stop()
+    kit.produce(layout.bootstrap, kit.keyed(layout.topics.predictions, lines[half:]))
+    ids = {a["alert_id"] for a in expected}
+    kit.read_alerts(layout, lambda got: ids <= {a["alert_id"] for a in got}, 60)
+    _wait(
+        lambda: _value(fwd, "driftline_forward_delivery_failures_total", target="alertmanager"),
+        20,
+        "a failed delivery",
+        fwd,
+    )
+    am.start()
+    _wait(lambda: set(_incidents(am)) == set(still_open), 30, "the open incidents", fwd)
+    for incident, alert in _incidents(am).items():
+        assert alert["labels"] == _expected_labels(still_open[incident])
+        assert alert["annotations"]["description"] == still_open[incident]["message"]
+    # The resolutions were sent after the restart (the restarted Alertmanager counts them).
+    assert am.received("resolved") == len(ended)
+    name = "driftline_forward_alerts_total"
+    assert _value(fwd, name, target="alertmanager", status="firing") == len(fired)
+    assert _value(fwd, name, target="alertmanager", status="resolved") == len(ended)
