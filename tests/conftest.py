@@ -156,9 +156,10 @@ class Alertmanager:
             return json.load(r)
 
 
-@pytest.fixture
-def alertmanager(program, tmp_path) -> Iterator[Callable[..., Alertmanager]]:
-    """Factory: ``alertmanager(config_path=None)`` starts one; all are stopped afterwards.
+@pytest.fixture(scope="module")
+def alertmanager(program, tmp_path_factory) -> Iterator[Callable[..., Alertmanager]]:
+    """Factory: ``alertmanager(config_path=None)`` starts one; all are stopped at the end of
+    the module (so module-scoped fixtures can use it too).
 
     The default configuration is the deployment's (deploy/alertmanager/alertmanager.yml), so
     every test that starts one also checks that the real program accepts that file.
@@ -170,8 +171,7 @@ def alertmanager(program, tmp_path) -> Iterator[Callable[..., Alertmanager]]:
     started: list[Alertmanager] = []
 
     def start(config: str | None = None) -> Alertmanager:
-        workdir = tmp_path / f"alertmanager-{len(started)}"
-        workdir.mkdir()
+        workdir = tmp_path_factory.mktemp("alertmanager")
         am = Alertmanager(binary, str(config or default), str(workdir))
         started.append(am)
         am.start()
