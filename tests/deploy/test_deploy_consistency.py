@@ -149,6 +149,9 @@ def _command_lines(compose, k8s_object, deploy_dir: Path) -> dict[str, list[str]
     lines = {f"compose:{n}": s["command"] for n, s in _driftline_services(compose).items()}
     (container,) = k8s_object("StatefulSet", "driftline")["spec"]["template"]["spec"]["containers"]
     lines["k8s:statefulset"] = container["args"]
+    forward = k8s_object("Deployment", "driftline-alerts-forward")
+    (container,) = forward["spec"]["template"]["spec"]["containers"]
+    lines["k8s:alerts-forward"] = container["args"]
     docker = _dockerfile(deploy_dir)
     assert json.loads(docker["ENTRYPOINT"]) == ["driftline"]
     lines["Dockerfile:CMD"] = json.loads(docker["CMD"])
@@ -251,6 +254,40 @@ def test_web_port_is_the_same_everywhere(
     annotations = k8s_object("Service", "driftline-metrics")["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) == k8s_port
     policy = k8s_object("NetworkPolicy", "driftline")
+    assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {k8s_port}
+
+
+def test_alerts_forward_is_wired_the_same_everywhere(
+    cli_parser, compose, k8s_object, deploy_dir, yaml_documents
+):
+    """The forwarder's web port, probes, scrape target and Alertmanager URL agree."""
+    service = compose["services"]["alerts-forward"]
+    assert service["command"][:2] == ["alerts", "forward"]
+    port = int(_flag(service["command"], "--web-port"))
+    assert port == _subparser(cli_parser, ["alerts", "forward"]).get_default("web_port")
+    assert f"127.0.0.1:{port}/health" in " ".join(service["healthcheck"]["test"])
+    am = _flag(service["command"], "--alertmanager")
+    host, am_port = am.removeprefix("http://").split(":")
+    assert compose["services"][host]["ports"][0].endswith(f":{am_port}")
+
+    (prometheus,) = yaml_documents(deploy_dir / "prometheus" / "prometheus.yml")
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "driftline-forward"]
+    assert job["static_configs"][0]["targets"] == [f"alerts-forward:{port}"]
+
+    deployment = k8s_object("Deployment", "driftline-alerts-forward")
+    assert deployment["spec"]["replicas"] == 1, "one reader per consumer group"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    k8s_port = int(_flag(container["args"], "--web-port"))
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named["web"] == k8s_port
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert named[container[probe]["httpGet"]["port"]] == k8s_port
+    metrics = k8s_object("Service", "driftline-alerts-forward-metrics")
+    assert int(metrics["metadata"]["annotations"]["prometheus.io/port"]) == k8s_port
+    assert metrics["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    policy = k8s_object("NetworkPolicy", "driftline-alerts-forward")
     assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {k8s_port}
 
 

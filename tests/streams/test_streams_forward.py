@@ -89,6 +89,7 @@ def test_forward_to_alertmanager_survives_restarts_of_both(
     _send(kit, layout, a, b, b_end, a, raw=(b"{oops",))
     fwd = start_forwarder(layout, "--alertmanager", am.url, group="g1")
     fwd.wait_ready()
+    assert fwd.get("/health")[0] == 200
     _wait(lambda: set(_incidents(am)) == {a.alert_id}, 20, "alert a only", fwd)
     (got,) = am.alerts()
     assert got["labels"] == {
