@@ -28,8 +28,14 @@ import uuid
 from pathlib import Path
 
 from _machine import describe
-from driftline.streams import KafkaSettings, TopicLayout, WorkerSettings, ensure_topics
-from driftline.streams._forward import ForwardSettings, Forwarder
+from driftline.streams import (
+    Forwarder,
+    ForwardSettings,
+    KafkaSettings,
+    TopicLayout,
+    WorkerSettings,
+    ensure_topics,
+)
 from driftline.streams.broker import EmbeddedBroker
 
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / "alertmanager.yml"
