@@ -227,27 +227,39 @@ class Forwarder:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.max_backoff)
 
-    async def _to_alertmanagers(self, alerts: list[dict[str, Any]]) -> bool:
+    async def _to_alertmanagers(self, alerts: list[dict[str, Any]]) -> list[bool]:
+        """Deliver ``alerts`` in one request; per alert, whether Alertmanager accepted it.
+
+        Alertmanager rejects a whole request for one invalid alert, so a rejected request
+        of several alerts is sent again one alert at a time: the others still arrive.
+        """
         urls = self.settings.alertmanagers
         headers = {"Content-Type": "application/json"}
 
-        async def attempt() -> str:
+        async def attempt(batch: list[dict[str, Any]]) -> str:
             # Rebuilt per attempt: endsAt is counted from the moment of sending.
             now = datetime.now(UTC)
             hold = self.settings.hold_seconds
-            body = orjson.dumps([alertmanager_alert(a, now=now, hold_seconds=hold) for a in alerts])
+            body = orjson.dumps([alertmanager_alert(a, now=now, hold_seconds=hold) for a in batch])
             posts = (self._post(u.rstrip("/") + _AM_PATH, body, headers) for u in urls)
             verdicts = await asyncio.gather(*posts)
             if "ok" in verdicts:
                 return "ok"
             return "retry" if "retry" in verdicts else "reject"
 
-        return await self._until_done("alertmanager", attempt)
+        if await self._until_done("alertmanager", lambda: attempt(alerts)):
+            return [True] * len(alerts)
+        if len(alerts) == 1:
+            return [False]
+        return [
+            await self._until_done("alertmanager", lambda a=alert: attempt([a])) for alert in alerts
+        ]
 
-    async def _to_webhook(self, url: str, alerts: list[dict[str, Any]]) -> bool:
+    async def _to_webhook(self, url: str, alerts: list[dict[str, Any]]) -> list[bool]:
+        """POST each alert in order; per alert, whether the webhook accepted it."""
         settings = self.settings
         secret = settings.webhook_secret.encode() if settings.webhook_secret else None
-        accepted = True
+        accepted = []
         for alert in alerts:
             payload = slack_body(alert) if settings.webhook_format == "slack" else alert
             body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
@@ -255,27 +267,30 @@ class Forwarder:
             if secret is not None:
                 headers[SIGNATURE_HEADER] = signature(secret, body)
             bound = body, headers
-            accepted &= await self._until_done(
-                "webhook", lambda b=bound: self._post(url, b[0], b[1])
+            accepted.append(
+                await self._until_done("webhook", lambda b=bound: self._post(url, b[0], b[1]))
             )
         return accepted
 
     async def _send(self, alerts: list[dict[str, Any]], stamps: list[float]) -> None:
         """Deliver ``alerts`` (in order) to every target; returns when all answered."""
         async with self._lock:
-            jobs = []
+            jobs, targets = [], []
             if self.settings.alertmanagers:
                 jobs.append(self._to_alertmanagers(alerts))
-            jobs += [self._to_webhook(url, alerts) for url in self.settings.webhooks]
-            accepted = all(await asyncio.gather(*jobs))
+                targets.append("alertmanager")
+            for url in self.settings.webhooks:
+                jobs.append(self._to_webhook(url, alerts))
+                targets.append("webhook")
+            answers = await asyncio.gather(*jobs)
         now = time.time()
-        if not accepted:
-            self.metrics.skipped.labels("rejected").inc(len(alerts))
+        for target, accepted in zip(targets, answers, strict=True):
+            for alert, ok in zip(alerts, accepted, strict=True):
+                if ok:
+                    self.metrics.delivered.labels(target, str(alert.get("status"))).inc()
+                else:
+                    self.metrics.skipped.labels("rejected").inc()
         for alert, stamp in zip(alerts, stamps, strict=True):
-            status = str(alert.get("status"))
-            for target in ("alertmanager", "webhook"):
-                if getattr(self.settings, target + "s"):
-                    self.metrics.delivered.labels(target, status).inc()
             self.metrics.latency.observe(max(0.0, now - stamp))
             if self._on_delivered is not None:
                 self._on_delivered(alert, now - stamp)

@@ -47,7 +47,9 @@ def _metrics(proc) -> dict[tuple[str, frozenset], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     got = proc.get("/metrics")
-    assert got is not None and got[0] == 200
+    if got is None:  # not listening yet
+        return {}
+    assert got[0] == 200
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(got[1].decode())
@@ -144,7 +146,8 @@ def test_forward_to_alertmanager_survives_restarts_of_both(
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    """Records POSTs; answers 503 to the first ``fail_first`` of them."""
+    """Records POSTs; answers 503 to the first ``fail_first`` of them, 400 to a body that
+    contains ``reject-me``."""
 
     received: list[tuple[dict, bytes]]
     fail_first = 0
@@ -155,6 +158,8 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         if server.fail_first > 0:
             server.fail_first -= 1
             self.send_response(503)
+        elif b"reject-me" in body:
+            self.send_response(400)
         else:
             server.received.append((dict(self.headers), body))
             self.send_response(200)
@@ -176,7 +181,8 @@ def test_forward_to_webhooks_signed_and_slack(kit, layout, start_forwarder):
     try:
         first = _alert("fraud", "amount", "firing", 1)
         alerts = [first, _alert("fraud", "amount", "resolved", 2, fired=first.alert_id)]
-        _send(kit, layout, *alerts)
+        bad = _alert("fraud", "reject-me", "firing", 3)  # the webhook answers 400: not retried
+        _send(kit, layout, *alerts, bad)
         url = "http://127.0.0.1:{}/hook"
         fwd = start_forwarder(
             layout,
@@ -193,7 +199,17 @@ def test_forward_to_webhooks_signed_and_slack(kit, layout, start_forwarder):
             "slack",
             group="g-slack",
         )
-        _wait(lambda: len(signed.received) == 2 and len(slack.received) == 2, 30, "hooks", fwd)
+        _wait(
+            lambda: (
+                _value(fwd, "driftline_forward_skipped_total", reason="rejected")
+                and _value(fwd2, "driftline_forward_skipped_total", reason="rejected")
+            ),
+            30,
+            "the rejection",
+            fwd,
+            fwd2,
+        )
+        assert len(signed.received) == 2 and len(slack.received) == 2
         for (headers, body), alert in zip(signed.received, alerts, strict=True):
             assert orjson.loads(body) == alert.to_dict()
             digest = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
@@ -204,6 +220,9 @@ def test_forward_to_webhooks_signed_and_slack(kit, layout, start_forwarder):
         assert "X-Driftline-Signature" not in slack.received[0][0]
         assert _value(fwd, "driftline_forward_delivery_failures_total", target="webhook") == 2
         assert _value(fwd2, "driftline_forward_delivery_failures_total", target="webhook") == 0
+        name = "driftline_forward_alerts_total"
+        assert _value(fwd, name, target="webhook", status="firing") == 1
+        assert _value(fwd, "driftline_forward_skipped_total", reason="rejected") == 1
     finally:
         signed.shutdown()
         slack.shutdown()
