@@ -304,10 +304,10 @@ class Forwarder:
         if not self.settings.alertmanagers:
             return
         async with self._lock:
-            alerts = self.book.open_alerts()
-            if alerts:
-                await self._to_alertmanagers(alerts)
-                self.metrics.resent.inc(len(alerts))
+            alerts, size = self.book.open_alerts(), self.settings.max_records
+            for start in range(0, len(alerts), size):
+                await self._to_alertmanagers(alerts[start : start + size])
+            self.metrics.resent.inc(len(alerts))
 
     async def _resend_loop(self) -> None:
         while True:
@@ -328,8 +328,9 @@ class Forwarder:
             for sent in decision.send:
                 alerts.append(sent)
                 stamps.append(stamp_of[id(alert)])
-        if alerts:
-            await self._send(alerts, stamps)
+        size = self.settings.max_records  # one request per chunk (a new group's backlog)
+        for start in range(0, len(alerts), size):
+            await self._send(alerts[start : start + size], stamps[start : start + size])
 
     # ------------------------------------------------------------------ reading
 
