@@ -77,20 +77,28 @@ class Alertmanager:
     notification log), as a restarted Alertmanager does; alerts live in memory only.
     """
 
-    def __init__(self, binary: str, config: str, workdir: str) -> None:
+    def __init__(
+        self, binary: str, config: str, workdir: str, web_config: str | None = None, tls=None
+    ) -> None:
         import socket
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.binary, self.config, self.workdir = binary, config, workdir
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.web_config, self.tls = web_config, tls  # tls: the client SSLContext to use
+        scheme = "https" if web_config else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.proc = None
+
+    def _open(self, path: str, timeout: float):
+        import urllib.request
+
+        return urllib.request.urlopen(self.url + path, timeout=timeout, context=self.tls)
 
     def start(self, timeout: float = 20.0) -> None:
         import subprocess
         import time
-        import urllib.request
 
         log = open(f"{self.workdir}/alertmanager.log", "ab")  # noqa: SIM115 - owned by Popen
         self.proc = subprocess.Popen(
@@ -100,6 +108,7 @@ class Alertmanager:
                 f"--storage.path={self.workdir}/data",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--cluster.listen-address=",
+                *([f"--web.config.file={self.web_config}"] if self.web_config else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -110,7 +119,7 @@ class Alertmanager:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"alertmanager exited:\n{self.log()}"
             try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+                with self._open("/-/ready", 2) as r:
                     if r.status == 200:
                         return
             except OSError:
@@ -134,11 +143,9 @@ class Alertmanager:
 
     def received(self, status: str) -> float:
         """Alertmanager's own count of alerts it received with ``status`` since it started."""
-        import urllib.request
-
         from prometheus_client.parser import text_string_to_metric_families
 
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:
+        with self._open("/metrics", 5) as r:
             text = r.read().decode()
         return sum(
             s.value
@@ -150,16 +157,17 @@ class Alertmanager:
     def alerts(self) -> list[dict]:
         """Active alerts (``GET /api/v2/alerts``: resolved ones are not listed)."""
         import json
-        import urllib.request
 
-        with urllib.request.urlopen(self.url + "/api/v2/alerts?active=true", timeout=5) as r:
+        with self._open("/api/v2/alerts?active=true", 5) as r:
             return json.load(r)
 
 
 @pytest.fixture(scope="module")
 def alertmanager(program, tmp_path_factory) -> Iterator[Callable[..., Alertmanager]]:
-    """Factory: ``alertmanager(config_path=None)`` starts one; all are stopped at the end of
-    the module (so module-scoped fixtures can use it too).
+    """Factory: ``alertmanager(config_path=None, web_config=None, tls=None)`` starts one
+    (``web_config``: Alertmanager's --web.config.file, for TLS; ``tls``: the SSLContext the
+    test reads its API with); all are stopped at the end of the module (so module-scoped
+    fixtures can use it too).
 
     The default configuration is the deployment's (deploy/alertmanager/alertmanager.yml), so
     every test that starts one also checks that the real program accepts that file.
@@ -170,9 +178,9 @@ def alertmanager(program, tmp_path_factory) -> Iterator[Callable[..., Alertmanag
     default = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / "alertmanager.yml"
     started: list[Alertmanager] = []
 
-    def start(config: str | None = None) -> Alertmanager:
+    def start(config: str | None = None, **tls) -> Alertmanager:
         workdir = tmp_path_factory.mktemp("alertmanager")
-        am = Alertmanager(binary, str(config or default), str(workdir))
+        am = Alertmanager(binary, str(config or default), str(workdir), **tls)
         started.append(am)
         am.start()
         return am

@@ -307,3 +307,58 @@ def test_drifting_stream_through_a_worker_ends_in_alertmanager(
     name = "driftline_forward_alerts_total"
     assert _value(fwd, name, target="alertmanager", status="firing") == len(fired)
     assert _value(fwd, name, target="alertmanager", status="resolved") == len(ended)
+
+
+def _certificates(openssl: str, where) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl."""
+    import subprocess
+
+    def run(*argv: str) -> None:
+        subprocess.run([openssl, *argv], cwd=where, check=True, capture_output=True, timeout=60)
+
+    key = ["-newkey", "rsa:2048", "-nodes"]
+    run(
+        "req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"
+    )
+    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        run("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        sign = ["x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key"]
+        sign += ["-CAcreateserial", "-out", f"{name}.crt", "-days", "1"]
+        run(*sign, *(["-extfile", "san.ext"] if name == "server" else []))
+    names = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")
+    return {name: str(where / name) for name in names}
+
+
+def test_forward_over_mutual_tls(kit, layout, alertmanager, start_forwarder, program, tmp_path):
+    """An Alertmanager that requires a client certificate signed by the test CA."""
+    import ssl
+
+    files = _certificates(program("openssl"), tmp_path)
+    web = tmp_path / "web.yml"
+    web.write_text(
+        "tls_server_config:\n"
+        f"  cert_file: {files['server.crt']}\n"
+        f"  key_file: {files['server.key']}\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        f"  client_ca_file: {files['ca.crt']}\n"
+    )
+    client = ssl.create_default_context(cafile=files["ca.crt"])
+    client.load_cert_chain(files["client.crt"], files["client.key"])
+    am = alertmanager(web_config=str(web), tls=client)
+    assert am.url.startswith("https://")
+    firing = _alert("fraud", "amount", "firing", 1)
+    _send(kit, layout, firing)
+    cert = ["--tls-cert-file", files["client.crt"], "--tls-key-file", files["client.key"]]
+    target = ["--alertmanager", am.url]
+    verified = start_forwarder(layout, *target, "--tls-ca-file", files["ca.crt"], *cert, group="a")
+    no_client_cert = start_forwarder(layout, *target, "--tls-ca-file", files["ca.crt"], group="b")
+    unverified = start_forwarder(layout, *target, *cert, "--tls-insecure-skip-verify", group="c")
+    no_ca = start_forwarder(layout, *target, *cert, group="d")
+    _wait(lambda: set(_incidents(am)) == {firing.alert_id}, 30, "the alert over TLS", verified)
+    name, failures = "driftline_forward_alerts_total", "driftline_forward_delivery_failures_total"
+    for proc in (verified, unverified):
+        _wait(lambda p=proc: _value(p, name, target="alertmanager", status="firing"), 20, "", proc)
+    for proc in (no_client_cert, no_ca):  # refused, retried, never delivered
+        _wait(lambda p=proc: _value(p, failures, target="alertmanager") >= 2, 20, "fails", proc)
+        assert _value(proc, name, target="alertmanager", status="firing") == 0
