@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test lint system-deps
 
 # Programs the tests drive for real (a browser for the live page and the report, Prometheus
-# with promtool, Alertmanager with amtool, openssl for test certificates). On Debian as root they are installed when missing;
-# elsewhere a clear message names them, and the tests that need them fail (not skip) under CI.
+# with promtool, Alertmanager with amtool, openssl for test certificates). On Debian as root
+# they are installed when missing; elsewhere a clear message names them, and the tests that
+# need them fail (not skip) under CI.
 SYSTEM_PACKAGES := chromium prometheus prometheus-alertmanager openssl
 
 $(STAMP): pyproject.toml
