@@ -126,7 +126,7 @@ class ForwardSettings:
 class ForwardMetrics:
     """The forwarder's ``/metrics``, prefixed ``driftline_forward_``, in a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, targets: tuple[str, ...] = ("alertmanager", "webhook")) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.delivered = Counter(
@@ -161,6 +161,14 @@ class ForwardMetrics:
             registry=r,
             buckets=_LATENCY_BUCKETS,
         )
+        # Known label values start at 0, so that rates and alerts on them have a series
+        # before the first delivery or failure.
+        for target in targets:
+            self.failures.labels(target)
+            for status in ("firing", "resolved"):
+                self.delivered.labels(target, status)
+        for reason in ("duplicate", "repeat", "stale_firing", "invalid", "rejected"):
+            self.skipped.labels(reason)
         self.started = time.time()
 
     def exposition(self) -> bytes:
@@ -183,7 +191,8 @@ class Forwarder:
     ) -> None:
         self.kafka = kafka
         self.settings = settings
-        self.metrics = ForwardMetrics()
+        kinds = {"alertmanager": settings.alertmanagers, "webhook": settings.webhooks}
+        self.metrics = ForwardMetrics(tuple(kind for kind, urls in kinds.items() if urls))
         self.book = IncidentBook()
         self.dedup = AlertDeduplicator()
         self.ready = False

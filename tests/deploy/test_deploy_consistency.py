@@ -5,15 +5,17 @@ Static checks read the real CLI (``build_parser()``) and the real package source
 command line in deploy/ parses, with flags the subcommand really has; ports, paths, topic
 names and shard counts agree across the image, compose, Kubernetes, KEDA and Prometheus.
 
-The integration tests run a real worker, with the arguments the compose file gives it,
-against the embedded broker, and a real Prometheus with deploy/'s configuration and rules
-scraping it (and a real Alertmanager). They run the compose producer's command (the bundled
-sample log, which drifts) plus one bad message, and check that every path deploy/ probes
-answers, that Prometheus accepts every query of the Grafana dashboard and the alerting rules
-and each of their selectors matches series scraped from the worker, that the labels they
-group by are on those series, that a rule goes pending and firing when its condition is made
-true (a worker down) and reaches Alertmanager, and that ``promtool check metrics`` accepts
-the worker's exposition. Queries are parsed with Prometheus' grammar (``promql-parser``).
+The integration tests run a real worker and a real ``alerts forward``, with the arguments
+the compose file gives them, against the embedded broker, a real Alertmanager with deploy/'s
+routes, and a real Prometheus with deploy/'s configuration and rules scraping both. They run
+the compose producer's command (the bundled sample log, which drifts) plus one bad message,
+and check that every path deploy/ probes answers, that Prometheus accepts every query of the
+Grafana dashboard and the alerting rules and each of their selectors matches series scraped
+from the worker or the forwarder, that the labels they group by are on those series, that a
+rule goes pending and firing when its condition is made true (a worker down) and reaches
+Alertmanager, that the sample's drift ends in Alertmanager as exactly the incidents a replay
+leaves open, routed where ``amtool`` says, and that ``promtool check metrics`` accepts both
+expositions. Queries are parsed with Prometheus' grammar (``promql-parser``).
 """
 
 from __future__ import annotations
@@ -501,21 +503,69 @@ def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def prometheus(deployed_worker, deploy_dir, yaml_documents, alertmanager, start_prometheus):
+def deployed_alertmanager(alertmanager):
+    """A real Alertmanager with deploy/alertmanager/alertmanager.yml."""
+    return alertmanager()
+
+
+@pytest.fixture(scope="module")
+def deployed_forwarder(deployed_worker, deployed_alertmanager, kafka_broker, compose):
+    """A real ``driftline alerts forward`` run with compose's arguments, on the worker's
+    alerts topic; as for the worker, only addresses and names are replaced."""
+    argv = list(compose["services"]["alerts-forward"]["command"])
+    port = _free_port()
+    replacements = {
+        "--alertmanager": deployed_alertmanager.url,
+        "--web-host": "127.0.0.1",
+        "--web-port": str(port),
+        "--group": f"t-deploy-forward-{uuid.uuid4().hex[:8]}",
+    }
+    run_argv = []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        run_argv.append(f"{name}={replacements[name]}" if name in replacements else arg)
+    run_argv.append(f"--topic={deployed_worker.topics['alerts']}")
+    log = deployed_worker.log.with_name("forward.log")
+    env = dict(os.environ, DRIFTLINE_BROKER=kafka_broker.bootstrap_servers)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "driftline.streams.cli", *run_argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/ready", process, log, timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    deployed_worker,
+    deployed_forwarder,
+    deployed_alertmanager,
+    deploy_dir,
+    yaml_documents,
+    start_prometheus,
+):
     """A real Prometheus run with deploy/'s configuration and alerting rules.
 
-    What must differ on a test machine is replaced: the targets (the live worker, and a
-    second "worker" on a port where nothing listens: a worker that is down), the intervals
-    (1 s), the Alertmanager (a real one, with deploy/'s configuration), and every rule's
-    ``for`` (2 s, so that a rule goes pending and then firing within the test). The rules'
-    expressions, labels and annotations are deploy/'s.
+    What must differ on a test machine is replaced: the targets (the live worker and
+    forwarder, and a second "worker" on a port where nothing listens: a worker that is down),
+    the intervals (1 s), the Alertmanager (a real one, with deploy/'s configuration), and
+    every rule's ``for`` (2 s, so that a rule goes pending and then firing within the test).
+    The rules' expressions, labels and annotations are deploy/'s.
     """
     (config,) = yaml_documents(deploy_dir / "prometheus" / "prometheus.yml")
     (rules,) = yaml_documents(deploy_dir / "prometheus" / "alerts.yml")
     for group in rules["groups"]:
         for rule in group["rules"]:
             rule["for"] = "2s"
-    am = alertmanager()
+    am = deployed_alertmanager
     live = deployed_worker.base_url.removeprefix("http://")
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = ["alerts.yml"]
@@ -524,8 +574,7 @@ def prometheus(deployed_worker, deploy_dir, yaml_documents, alertmanager, start_
     ]
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     jobs["driftline"]["static_configs"] = [{"targets": [live, f"127.0.0.1:{_free_port()}"]}]
-    # The forwarder has tests of its own (tests/streams/test_streams_forward.py): down here.
-    jobs["driftline-forward"]["static_configs"] = [{"targets": [f"127.0.0.1:{_free_port()}"]}]
+    jobs["driftline-forward"]["static_configs"] = [{"targets": [deployed_forwarder]}]
     server = start_prometheus(config, {"alerts.yml": rules})
     server.alertmanager = am
     server.live_instance = live
@@ -676,13 +725,58 @@ def test_worker_down_rule_goes_pending_then_firing_and_reaches_alertmanager(scra
 
 
 @pytest.mark.integration
-def test_worker_metrics_pass_promtool_lint(deployed_worker, program):
-    status, body = _get(deployed_worker.base_url + "/metrics")
-    assert status == 200
-    lint = subprocess.run(
-        [program("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30
-    )
-    assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()
+def test_the_sample_drift_reaches_alertmanager_through_the_forwarder(scraped, deploy_dir, program):
+    """The compose stack's path for drift alerts: worker, alerts topic, ``alerts forward``,
+    Alertmanager with deploy/'s routes. Alertmanager ends with exactly the incidents that a
+    replay of the sample (same configuration) leaves open."""
+    import io
+
+    import orjson
+    from driftline.replay import replay_files, sample_path
+
+    out = io.BytesIO()
+    replay_files([str(sample_path())], out, config=deploy_dir / "driftline.toml", progress=False)
+    alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    ended = {a["statistics"]["fired_alert_id"] for a in alerts if a["status"] == "resolved"}
+    still_open = {a["alert_id"]: a for a in alerts if a["status"] == "firing"}
+    for incident in ended:
+        still_open.pop(incident, None)
+    assert still_open, "the sample's drift leaves incidents open"
+    am = scraped.alertmanager
+
+    def drift_incidents() -> dict[str, dict]:
+        return {a["labels"]["incident"]: a for a in am.alerts() if "incident" in a["labels"]}
+
+    scraped.wait(lambda: drift_incidents().keys() == still_open.keys(), 60, "the open incidents")
+    for incident, alert in drift_incidents().items():
+        assert alert["labels"]["model"] == still_open[incident]["model"]
+        assert alert["labels"]["kind"] == still_open[incident]["kind"]
+        # Routed where amtool says deploy/'s route tree sends these labels.
+        labels = [f"{k}={v}" for k, v in alert["labels"].items()]
+        amtool = [program("amtool"), "config", "routes", "test", "--config.file=alertmanager.yml"]
+        routed = subprocess.run(
+            [*amtool, *labels],
+            cwd=deploy_dir / "alertmanager",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert {r["name"] for r in alert["receivers"]} == {routed.stdout.strip()}
+    delivered = scraped.query('sum(driftline_forward_alerts_total{job="driftline-forward"})')
+    assert float(delivered[0]["value"][1]) >= len(still_open)
+
+
+@pytest.mark.integration
+def test_worker_and_forwarder_metrics_pass_promtool_lint(
+    deployed_worker, deployed_forwarder, program
+):
+    for base in (deployed_worker.base_url, f"http://{deployed_forwarder}"):
+        status, body = _get(base + "/metrics")
+        assert status == 200
+        lint = subprocess.run(
+            [program("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30
+        )
+        assert lint.returncode == 0, base + lint.stdout.decode() + lint.stderr.decode()
 
 
 def test_detection_settings_load_and_agree(tmp_path, deploy_dir, k8s_object):
