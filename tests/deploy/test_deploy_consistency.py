@@ -424,6 +424,26 @@ class _Worker:
         self.base_url, self.topics, self.process, self.log = base_url, topics, process, log
 
 
+def _run_compose_command(
+    argv: list[str], replacements: dict[str, str], extra: list[str], bootstrap: str, log: Path
+) -> subprocess.Popen:
+    """Start ``driftline`` with a compose service's command, the ``--flag=value`` arguments
+    named in ``replacements`` replaced, ``extra`` appended, against the test broker."""
+    run_argv = []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        run_argv.append(f"{name}={replacements[name]}" if name in replacements else arg)
+    env = dict(os.environ, DRIFTLINE_BROKER=bootstrap)
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "driftline.streams.cli", *run_argv, *extra],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture(scope="module")
 def deployed_worker(kafka_broker, compose, tmp_path_factory) -> Iterator[_Worker]:
     """A real ``driftline worker`` run with compose's worker arguments.
@@ -454,22 +474,10 @@ def deployed_worker(kafka_broker, compose, tmp_path_factory) -> Iterator[_Worker
         "--web-port": str(port),
         "--config": str(deploy_dir / Path(config_in_container).name),
     }
-    run_argv = []
-    for arg in argv:
-        name = arg.split("=", 1)[0]
-        run_argv.append(f"{name}={replacements[name]}" if name in replacements else arg)
-    run_argv += [f"--topic-{kind}={name}" for kind, name in topics.items()]
-    run_argv += ["--session-timeout=6", "--heartbeat-interval=0.5"]
+    extra = [f"--topic-{kind}={name}" for kind, name in topics.items()]
+    extra += ["--session-timeout=6", "--heartbeat-interval=0.5"]
     log = data_dir / "worker.log"
-    env = dict(os.environ, DRIFTLINE_BROKER=kafka_broker.bootstrap_servers)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "driftline.streams.cli", *run_argv],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _run_compose_command(argv, replacements, extra, kafka_broker.bootstrap_servers, log)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for(base + "/ready", process, log, timeout=120)
@@ -520,21 +528,9 @@ def deployed_forwarder(deployed_worker, deployed_alertmanager, kafka_broker, com
         "--web-port": str(port),
         "--group": f"t-deploy-forward-{uuid.uuid4().hex[:8]}",
     }
-    run_argv = []
-    for arg in argv:
-        name = arg.split("=", 1)[0]
-        run_argv.append(f"{name}={replacements[name]}" if name in replacements else arg)
-    run_argv.append(f"--topic={deployed_worker.topics['alerts']}")
+    extra = [f"--topic={deployed_worker.topics['alerts']}"]
     log = deployed_worker.log.with_name("forward.log")
-    env = dict(os.environ, DRIFTLINE_BROKER=kafka_broker.bootstrap_servers)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "driftline.streams.cli", *run_argv],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _run_compose_command(argv, replacements, extra, kafka_broker.bootstrap_servers, log)
     try:
         _wait_for(f"http://127.0.0.1:{port}/ready", process, log, timeout=60)
         yield f"127.0.0.1:{port}"
