@@ -281,6 +281,11 @@ def _expected_labels(alert: dict) -> dict[str, str]:
     return labels
 
 
+def _open_incidents(alerts: list[dict]) -> set[str]:
+    ended = {a["statistics"]["fired_alert_id"] for a in alerts if a["status"] == "resolved"}
+    return {a["alert_id"] for a in alerts if a["status"] == "firing"} - ended
+
+
 def test_drifting_stream_through_a_worker_ends_in_alertmanager(
     kit, layout, alertmanager, start_worker, start_forwarder
 ):
@@ -291,10 +296,14 @@ def test_drifting_stream_through_a_worker_ends_in_alertmanager(
     expected = kit.replay_alerts(lines)
     fired = {a["alert_id"]: a for a in expected if a["status"] == "firing"}
     ended = {a["statistics"]["fired_alert_id"] for a in expected if a["status"] == "resolved"}
-    # m1's drift fires (event ~2800) and resolves (~7200); m2's fires (~4400) and lasts.
-    m1, m2 = (a["alert_id"] for a in expected[:2])
-    assert (fired[m1]["model"], fired[m2]["model"]) == ("m1", "m2") and ended == {m1}
-    assert len(fired) >= 3, "m1's regions fire too (after their own warm-up)"
+    # m1's drift fires (near event 2800 of 8000) and resolves (near 7200); m2's fires (near
+    # 4400) and lasts. Premises, so that a change of the detectors shows here, not as a hang:
+    first_of = {}
+    for alert in expected:
+        if alert["status"] == "firing" and alert["segment"] is None:
+            first_of.setdefault(alert["model"], alert["alert_id"])
+    m1, m2 = first_of["m1"], first_of["m2"]
+    assert m1 in ended and m2 not in ended
 
     am = alertmanager()
     worker = start_worker(layout)
@@ -306,27 +315,45 @@ def test_drifting_stream_through_a_worker_ends_in_alertmanager(
     def publish(part: list[bytes]) -> None:
         kit.produce(layout.bootstrap, kit.keyed(layout.topics.predictions, part))
 
+    def published() -> list[dict]:
+        """Every alert on the alerts topic now (one second of reading)."""
+        return kit.read_alerts(layout, lambda got: False, 1.0)
+
     publish(lines[:first])
-    _wait(lambda: set(_incidents(am)) == {m1}, 60, "m1's alert", fwd, worker)
+    _wait(lambda: m1 in _incidents(am), 60, "m1's alert", fwd, worker)
     am.stop()
     publish(lines[first:second])
-    got = kit.read_alerts(layout, lambda got: m2 in {a["alert_id"] for a in got}, 60)
-    assert {a["alert_id"] for a in got} == {m1, m2}
+    worker.wait_events(second)
+    kit.read_alerts(layout, lambda got: m2 in {a["alert_id"] for a in got}, 60)
     failures = "driftline_forward_delivery_failures_total"
     _wait(lambda: _value(fwd, failures, target="alertmanager"), 20, "a failed delivery", fwd)
     am.start()
-    _wait(lambda: set(_incidents(am)) == {m1, m2}, 30, "m1 restored and m2 delivered", fwd)
+
+    def restored() -> bool:
+        now_open = _open_incidents(published())
+        return {m1, m2} <= now_open and set(_incidents(am)) == now_open
+
+    _wait(
+        restored,
+        30,
+        "the open incidents restored and the new one delivered",
+        fwd,
+    )
+    resolved_before = sum(a["status"] == "resolved" for a in published())
     for incident, alert in _incidents(am).items():
         assert alert["labels"] == _expected_labels(fired[incident])
 
     publish(lines[second:])
-    _wait(lambda: set(_incidents(am)) == set(fired) - ended, 60, "the end state", fwd, worker)
+    final = set(fired) - ended
+    _wait(lambda: set(_incidents(am)) == final, 60, "the end state", fwd, worker)
     active = am.alerts()
-    assert len(active) == len(fired) - len(ended), "each incident active once"
+    assert len(active) == len(final), "each incident active once"
     for alert in active:
         incident = alert["labels"]["incident"]
         assert alert["labels"] == _expected_labels(fired[incident])
         assert alert["annotations"]["description"] == fired[incident]["message"]
+    resolved_later = len(ended) - resolved_before
+    assert resolved_later >= 1, "m1's resolution reaches the restarted Alertmanager"
     name = "driftline_forward_alerts_total"
     _settles(
         lambda: (
@@ -334,7 +361,7 @@ def test_drifting_stream_through_a_worker_ends_in_alertmanager(
             _value(fwd, name, target="alertmanager", status="firing"),
             _value(fwd, name, target="alertmanager", status="resolved"),
         ),
-        (len(ended), len(fired), len(ended)),
+        (resolved_later, len(fired), len(ended)),
         fwd,
     )
 
