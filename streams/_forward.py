@@ -375,8 +375,7 @@ class Forwarder:
             fresh += self._split(batch, committed)
         await self.deliver(fresh)
         await self.resend_open()  # Alertmanager may have lost them while we were away
-        offsets = {tp: await consumer.position(tp) for tp in tps}
-        await consumer.commit(offsets)
+        await self._commit(consumer, {tp: await consumer.position(tp) for tp in tps})
         self.metrics.open.set(len(self.book))
         return committed
 
@@ -386,7 +385,17 @@ class Forwarder:
             if not batch:
                 continue
             await self.deliver(self._split(batch, committed))
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            await self._commit(consumer, {tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+
+    async def _commit(self, consumer: Any, offsets: dict[Any, int]) -> None:
+        """Commit delivered offsets; a failed commit is logged, not fatal: the next one covers
+        it, and alerts redelivered after a crash are recognised (rebuilt incident book)."""
+        from aiokafka.errors import KafkaError
+
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("offset commit failed (the next one retries): %s", exc)
 
     async def run(self) -> None:
         """Run until cancelled."""
