@@ -178,8 +178,8 @@ class ForwardMetrics:
 class Forwarder:
     """One forwarder: consumer, incident book, targets and web endpoints.
 
-    ``on_delivered(alert, seconds)`` is called for each alert once every target accepted it
-    (benchmarks read latencies from it).
+    ``on_delivered(alert, seconds)`` is called for each alert sent, once every target has
+    answered it (benchmarks read latencies from it).
     """
 
     def __init__(
@@ -197,7 +197,7 @@ class Forwarder:
         self.dedup = AlertDeduplicator()
         self.ready = False
         self._on_delivered = on_delivered
-        self._lock = asyncio.Lock()  # one Alertmanager request at a time: keeps the order
+        self._lock = asyncio.Lock()  # one delivery (or re-send) at a time: keeps the order
         self._am_recovered = False
         self._session: Any = None
         self._ssl = settings.tls.context()
