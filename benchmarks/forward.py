@@ -1,6 +1,6 @@
 """Delivery latency of ``driftline alerts forward``: alerts topic to Alertmanager.
 
-    .venv/bin/python benchmarks/forward.py [--rate 50] [--seconds 10]
+    .venv/bin/python benchmarks/forward.py [--rate 50] [--seconds 10] [--fetch-wait-ms 100]
 
 The embedded broker, a real Alertmanager (Debian's ``prometheus-alertmanager``, with
 deploy/alertmanager/alertmanager.yml, on loopback) and a :class:`Forwarder` in this process.
@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from dataclasses import fields
 from pathlib import Path
 
 from _machine import describe
@@ -121,7 +122,7 @@ def active_incidents(url: str) -> list[str]:
         return [a["labels"]["incident"] for a in json.load(r)]
 
 
-async def run(rate: float, seconds: float) -> None:
+async def run(rate: float, seconds: float, fetch_wait_ms: int) -> None:
     broker = EmbeddedBroker()
     broker.start()
     workdir = tempfile.mkdtemp(prefix="driftline-bench-am-")
@@ -133,7 +134,12 @@ async def run(rate: float, seconds: float) -> None:
         latencies: list[float] = []
         forwarder = Forwarder(
             kafka,
-            ForwardSettings(topic=topics.alerts, alertmanagers=(url,), web_port=0),
+            ForwardSettings(
+                topic=topics.alerts,
+                alertmanagers=(url,),
+                web_port=0,
+                fetch_max_wait_ms=fetch_wait_ms,
+            ),
             on_delivered=lambda _alert, seconds: latencies.append(seconds),
         )
         task = asyncio.create_task(forwarder.run())
@@ -155,7 +161,10 @@ async def run(rate: float, seconds: float) -> None:
     ms = sorted(x * 1000 for x in latencies)
     p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
     print(describe())
-    print(f"alerts published: {sent} at {rate:g}/s over {seconds:g} s; delivered: {len(ms)}")
+    print(
+        f"alerts published: {sent} at {rate:g}/s over {seconds:g} s; delivered: {len(ms)}; "
+        f"consumer fetch wait {fetch_wait_ms} ms"
+    )
     print(
         f"delivery latency alerts topic -> Alertmanager ack: p50 {statistics.median(ms):.1f} ms, "
         f"p99 {p99:.1f} ms, max {ms[-1]:.1f} ms (target p99 < 500 ms: "
@@ -172,8 +181,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=50.0, help="alerts per second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=next(f.default for f in fields(ForwardSettings) if f.name == "fetch_max_wait_ms"),
+        help="the forwarder's consumer fetch_max_wait_ms (aiokafka's own default: 500)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.rate, args.seconds))
+    asyncio.run(run(args.rate, args.seconds, args.fetch_wait_ms))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 _AM_PATH = "/api/v2/alerts"
 _PROMETHEUS = "text/plain; version=0.0.4"
-_FETCH_WAIT_MS = 100
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -105,6 +104,9 @@ class ForwardSettings:
     web_host: str = "127.0.0.1"
     web_port: int = 6067
     max_records: int = 500
+    #: How long a broker may hold an empty fetch: it bounds the latency of an alert published
+    #: while the forwarder waits (aiokafka's default is 500 ms; benchmarks/forward.py).
+    fetch_max_wait_ms: int = 100
 
     def __post_init__(self) -> None:
         if not self.alertmanagers and not self.webhooks:
@@ -409,9 +411,7 @@ class Forwarder:
             group_id=self.settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # A broker may hold an empty fetch this long: it bounds the latency of an alert
-            # published while the forwarder waits (aiokafka's default is 500 ms).
-            fetch_max_wait_ms=_FETCH_WAIT_MS,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
         resender = None
         try:
