@@ -95,6 +95,7 @@ class _Options:
     label_ttl: float = 86_400.0
     max_pending_labels: int = 100_000
     outcome_block: int = 128
+    decision_threshold: float = 0.5
     max_segment_keys: int = 4
     max_segments: int = 8
 
@@ -195,6 +196,10 @@ class DetectionConfig(_Options):
         the join's memory.
     outcome_block : int
         Joined (prediction, label) pairs per block of the error-stream detectors.
+    decision_threshold : float
+        A binary classifier's score at or above which it predicted the positive class, when
+        the prediction does not carry its predicted class (``prediction.label``, which
+        always wins).
     max_segment_keys : int
         Segment keys tracked per model stream (the first seen); each key's slices share
         ``1 / (1 + keys)`` of the false-alarm budget.
@@ -319,7 +324,8 @@ def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
     options = {n: raw[n] for n in _OPTION_NAMES if n in raw}
     if isinstance(options.get("false_alarms_per_million"), int):
         options["false_alarms_per_million"] = float(options["false_alarms_per_million"])
-    for name in ("cusum_k", "confirm_alpha", "resolve_alpha", "block_seconds", "label_ttl"):
+    floats = ("cusum_k", "confirm_alpha", "resolve_alpha", "block_seconds", "label_ttl")
+    for name in (*floats, "decision_threshold"):
         if isinstance(options.get(name), int) and not isinstance(options.get(name), bool):
             options[name] = float(options[name])
     _check_options(options, where)
