@@ -79,6 +79,10 @@ class NumericFeature:
         # where each CUSUM excursion began (event seq and time): the change-point estimate
         self.zero_seq = np.zeros(4, dtype=np.int64)
         self.zero_time = np.zeros(4)
+        # running (count, sum, sum of squares, location-score sum) of the live values, and
+        # its value where each CUSUM's excursion began: the data since a change point, exactly
+        self.cum = np.zeros(4)
+        self.zero_cum = np.zeros((4, 4))
         self.ring: BlockRing | None = None
         self.adwin: AdwinDetector | None = None
 
@@ -179,15 +183,16 @@ class NumericFeature:
             cnt, s1, s2, zs = prefix[:, t] - prefix[:, j]
             start_time = float(times[min(j + 1, t)])
             change_seq = seq0 + j + 1
-            n_after = max(int(cnt), 1)
         else:
             change_seq = int(self.zero_seq[c])
             start_time = float(self.zero_time[c])
-            back = -(-(seq0 - change_seq) // B)  # whole earlier blocks touched
-            earlier, _ = self.ring.recent(back)
-            cnt, s1, s2, zs = earlier + prefix[:, t]
-            # values since the change point (earlier blocks' missing values not subtracted)
-            n_after = max(seq0 - change_seq + int(prefix[0, t]), 1)
+            if np.isfinite(self.zero_cum[c, 0]):
+                cnt, s1, s2, zs = self.cum + prefix[:, t] - self.zero_cum[c]
+            else:  # a state written before exact accounting: whole blocks of the ring
+                back = -(-(seq0 - change_seq) // B)
+                earlier, _ = self.ring.recent(back)
+                cnt, s1, s2, zs = earlier + prefix[:, t]
+        n_after = max(int(cnt), 1)
         cnt = max(int(cnt), 1)
         after = s1 / cnt
         after_sd = math.sqrt(max(s2 / cnt - after * after, 0.0))
@@ -212,8 +217,8 @@ class NumericFeature:
             critical = not abs(effect) < 1.0
             msg = (
                 f"Mean of '{self.name}' moved {side} from {ref.mean:.4g} to {after:.4g} "
-                f"({effect:+.2f} reference standard deviations) over the last {cnt} values; "
-                f"{crossed}."
+                f"({effect:+.2f} reference standard deviations) over the {cnt} values since "
+                f"the estimated change point; {crossed}."
             )
             before_v, after_v = ref.mean, after
         else:
@@ -222,8 +227,8 @@ class NumericFeature:
             word = "increased" if side == "up" else "decreased"
             msg = (
                 f"Spread of '{self.name}' {word}: standard deviation {ref.sd:.4g} -> "
-                f"{after_sd:.4g} (ratio {effect:.2f}) over the last {cnt} values; "
-                f"{crossed}."
+                f"{after_sd:.4g} (ratio {effect:.2f}) over the {cnt} values since the "
+                f"estimated change point; {crossed}."
             )
             before_v, after_v = ref.sd, after_sd
         stats = {
@@ -371,6 +376,8 @@ class NumericFeature:
             "cusum": self.cusum,
             "zero_seq": self.zero_seq,
             "zero_time": self.zero_time,
+            "cum": self.cum,
+            "zero_cum": self.zero_cum,
             "ring": None if self.ring is None else self.ring.to_state(),
             "adwin": None if self.adwin is None else self.adwin.to_state(),
         }
@@ -390,6 +397,8 @@ class NumericFeature:
         f.cusum = s["cusum"]
         f.zero_seq = s["zero_seq"]
         f.zero_time = s["zero_time"]
+        f.cum = s.get("cum", np.zeros(4))
+        f.zero_cum = s.get("zero_cum", np.full((4, 4), np.nan))  # nan: not kept (older state)
         f.ring = None if s["ring"] is None else BlockRing.from_state(s["ring"])
         ad = s.get("adwin")
         f.adwin = None if ad is None else AdwinDetector.from_state(ad)
@@ -585,11 +594,30 @@ def update_numeric(
     zero_time = np.array([f.zero_time for f in sub])
     zero_seq = np.where(has, seq0 + last + 1, zero_seq)
     zero_time = np.where(has, next_time, zero_time)
+    # running aggregates at each new zero and at the block's end (see ``NumericFeature.cum``)
+    xzl = Xz if L == F else Xz[live]
+    cum0 = np.array([f.cum for f in sub])  # (L, 4) before the block
+    run = np.stack(
+        [
+            np.broadcast_to(np.arange(1.0, B + 1), (L, B))
+            if all_fin
+            else np.cumsum(finl, axis=1, dtype=np.float64),
+            np.cumsum(xzl, axis=1),
+            np.cumsum(xzl * xzl, axis=1),
+            cz[:, 0, :],
+        ],
+        axis=2,
+    )  # (L, B, 4): aggregates of the block's values up to each position
+    at_last = np.take_along_axis(run, last[:, :, None], axis=1)  # (L, 4 cusums, 4)
+    zero_cum = np.array([f.zero_cum for f in sub])
+    zero_cum = np.where(has[:, :, None], cum0[:, None, :] + at_last, zero_cum)
+    cum1 = cum0 + run[:, -1, :]
     cus = C[:, :, -1] - low
     if fired.any():  # restart the CUSUMs that fired
         cus[fired] = 0.0
         zero_seq[fired] = seq0 + B
         zero_time[fired] = times[-1]
+        zero_cum[fired] = np.broadcast_to(cum1[:, None, :], zero_cum.shape)[fired]
     _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, masks, h, out)
     # windowed shape test on equiprobable reference bins
     nbins = settings.bins
@@ -597,15 +625,15 @@ def update_numeric(
     bins = np.minimum((Uf * nbins).astype(np.int64), nbins - 1)
     bins += (np.arange(L) * nbins)[:, None]
     counts = np.bincount(bins[finl], minlength=L * nbins).reshape(L, nbins)
-    fl = finl.sum(axis=1).astype(np.float64)
-    xzl = Xz if L == F else Xz[live]
-    agg = np.stack([fl, xzl.sum(axis=1), np.einsum("ij,ij->i", xzl, xzl), cz[:, 0, -1]], axis=1)
+    agg = run[:, -1, :]
     t0, t1 = float(times[0]), float(times[-1])
     check = []
     for j, f in enumerate(sub):
         f.cusum = cus[j]
         f.zero_seq = zero_seq[j]
         f.zero_time = zero_time[j]
+        f.zero_cum = zero_cum[j]
+        f.cum = cum1[j]
         f.ring.push(counts[j], agg[j], t0, t1)
         if f.ring.full and "shape" in masks[live[j]]:
             check.append(j)

@@ -91,3 +91,45 @@ def test_profile_keeps_value_tables_and_resolution():
     shares = np.bincount(codes.astype(int)) / len(codes)
     want = np.array(f["code"]["values"]["n"]) / 20_000
     assert np.allclose(shares, want, atol=1e-3)
+
+
+# ----------------------------------------------------------------- windows (issue 12, case 5)
+def test_mean_alert_describes_exactly_the_values_since_its_change_point():
+    from driftline.schemas import FeatureEvent, parse_timestamp
+
+    rng = np.random.default_rng(21)
+    x = np.concatenate([rng.normal(0, 1, 6000), rng.normal(0.35, 1, 6000)])
+    x[rng.random(len(x)) < 0.05] = np.nan  # some missing values too
+    evs = [
+        FeatureEvent(model="m", timestamp=T0 + i, features={"x": None if v != v else float(v)})
+        for i, v in enumerate(x)
+    ]
+    alerts = [a for a in Monitor(DetectionConfig()).process(evs) if a.status == "firing"]
+    assert [a.detector for a in alerts] == ["mean"]
+    a = alerts[0]
+    st, cur = a.statistics, a.window["current"]
+    end = round(parse_timestamp(a.event_time) - T0)
+    since = x[st["change_seq"] : end + 1]
+    since = since[np.isfinite(since)]
+    assert st["change_seq"] < end // 512 * 512  # the excursion began in an earlier block
+    assert st["values_since_change"] == cur["count"] == len(since)
+    assert st["current_mean"] == pytest.approx(since.mean())
+    assert st["current_sd"] == pytest.approx(since.std())
+    assert parse_timestamp(cur["start"]) == T0 + st["change_seq"]
+    assert f"over the {len(since)} values since the estimated change point" in a.message
+
+
+def test_reference_window_of_a_baseline_spans_the_profile():
+    from driftline.schemas import parse_timestamp
+
+    train = _events(31, 20_000, T0 - 1e6)
+    baseline = build_baseline(train)
+    evs = _events(32, 8_000, T0)
+    for e in evs[3000:]:
+        e.features["pct"] = min(100.0, e.features["pct"] + 20.0)
+    alerts = [a for a in Monitor(baseline=baseline).process(evs) if a.status == "firing"]
+    assert alerts and all(a.feature == "pct" for a in alerts)
+    ref = alerts[0].window["reference"]
+    assert parse_timestamp(ref["start"]) == T0 - 1e6
+    assert parse_timestamp(ref["end"]) == T0 - 1e6 + 19_999
+    assert ref["count"] == 20_000
