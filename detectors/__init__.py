@@ -51,12 +51,20 @@ sketches per feature with the defaults).
 """
 
 from ._baseline import Baseline, BaselineBuilder, build_baseline
-from ._config import DETECTORS, DetectionConfig, FeatureConfig, ModelConfig, load_config
+from ._config import (
+    DETECTORS,
+    PRESETS,
+    DetectionConfig,
+    FeatureConfig,
+    ModelConfig,
+    load_config,
+)
 from ._monitor import Monitor
 from .exceptions import ConfigError, DetectorError, StateError
 
 __all__ = [
     "DETECTORS",
+    "PRESETS",
     "Baseline",
     "BaselineBuilder",
     "ConfigError",

@@ -19,7 +19,8 @@ A configuration has three levels, each overriding the one above it::
     # ignore = true                  # or do not monitor it at all
 
 A file without a ``[detection]`` table is read from its top level, so a dedicated
-``detection.toml`` can drop the prefix.
+``detection.toml`` can drop the prefix. ``preset = "changepoint"`` in the table (or
+``--preset changepoint`` on the command line) starts from a named preset (:data:`PRESETS`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .exceptions import ConfigError
 
 __all__ = [
     "DETECTORS",
+    "PRESETS",
     "DetectionConfig",
     "FeatureConfig",
     "ModelConfig",
@@ -52,6 +54,30 @@ __all__ = [
 DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "frequency", "adwin")
 
 _KINDS = ("numeric", "categorical")
+
+#: Named starting points for a configuration (``--preset NAME``, or ``preset = "NAME"`` in
+#: the ``[detection]`` table; options given next to it override the preset's).
+#:
+#: ``changepoint``: short univariate series (hundreds of points: monthly counts, daily
+#: prices) where each change of level is an event to report, not an incident to page about.
+#: A short reference (``warmup``), a decision at every point (``block`` 1), a new reference
+#: right after each alert (``readapt_after`` 0, no cooldown), a wide allowance so that slow
+#: trends do not accumulate as a change, and a budget per event that a series of a few
+#: hundred points can spend. Measured on the TCPD series river bundles
+#: (``benchmarks/quality.py``), not tuned per series.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "changepoint": {
+        "warmup": 25,
+        "block": 1,
+        "window_blocks": 8,
+        "bins": 4,
+        "false_alarms_per_million": 2000.0,
+        "confirm_alpha": 1e-3,
+        "readapt_after": 0,
+        "cooldown": 0,
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +283,23 @@ class DetectionConfig(_Options):
         """A copy with some global options changed (validated)."""
         return replace(self, **options)
 
+    @classmethod
+    def preset(cls, name: str) -> DetectionConfig:
+        """The configuration of a named preset (:data:`PRESETS`).
+
+        Examples
+        --------
+        >>> DetectionConfig.preset("changepoint").block
+        1
+        """
+        return cls(**_preset_options(name, "preset"))
+
+
+def _preset_options(name: Any, where: str) -> dict[str, Any]:
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError(f"{where}: unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return dict(PRESETS[name])
+
 
 def _check_options(values: dict[str, Any], where: str) -> None:
     defaults = _Options()
@@ -339,13 +382,24 @@ def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
     return {"options": options, "ignore": tuple(ignore), "features": features}
 
 
-def config_from_mapping(raw: dict[str, Any]) -> DetectionConfig:
-    """Build a :class:`DetectionConfig` from parsed TOML (the ``[detection]`` table or all)."""
+def config_from_mapping(raw: dict[str, Any], preset: str | None = None) -> DetectionConfig:
+    """Build a :class:`DetectionConfig` from parsed TOML (the ``[detection]`` table or all).
+
+    ``preset`` (the ``--preset`` option) is the starting point when the table names none;
+    the table's own options override the preset's.
+    """
     if "detection" in raw:
         raw = raw["detection"]
         if not isinstance(raw, dict):
             raise ConfigError("detection: expected a table")
+    raw = dict(raw)
+    named = raw.pop("preset", None)
+    if named is not None and preset is not None and named != preset:
+        raise ConfigError(f"detection.preset: {named!r} conflicts with --preset {preset!r}")
+    name = named if named is not None else preset
+    base = _preset_options(name, "detection.preset") if name is not None else {}
     top = _level(raw, "detection", top=True)
+    top["options"] = {**base, **top["options"]}
     models_raw = raw.get("models", {})
     if not isinstance(models_raw, dict):
         raise ConfigError("detection.models: expected a table")
@@ -367,13 +421,16 @@ def config_from_mapping(raw: dict[str, Any]) -> DetectionConfig:
     )
 
 
-def load_config(path: str | Path) -> DetectionConfig:
+def load_config(path: str | Path | None, preset: str | None = None) -> DetectionConfig:
     """Read a TOML detection configuration.
 
     Parameters
     ----------
-    path : str or Path
+    path : str or Path or None
         The TOML file; options live in its ``[detection]`` table (or at its top level).
+        ``None``: no file (the preset, or the defaults).
+    preset : str, optional
+        A name of :data:`PRESETS` to start from (the file's options override it).
 
     Returns
     -------
@@ -385,6 +442,8 @@ def load_config(path: str | Path) -> DetectionConfig:
         The file is missing, is not TOML, or holds an unknown key or a bad value (the
         message names the key).
     """
+    if path is None:
+        return DetectionConfig() if preset is None else DetectionConfig.preset(preset)
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -392,4 +451,4 @@ def load_config(path: str | Path) -> DetectionConfig:
         raise ConfigError(f"{path}: no such file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return config_from_mapping(raw)
+    return config_from_mapping(raw, preset)
