@@ -613,9 +613,9 @@ def tcpd() -> None:
     univariate series, and the zero baseline."""
     print()
     print(
-        "TCPD F1 (margin 5; driftline --preset changepoint: warmup "
-        f"{TCPD_CONFIG.warmup}, block {TCPD_CONFIG.block}, budget "
-        f"{TCPD_CONFIG.false_alarms_per_million:g}/M, new reference after each alert; "
+        "TCPD F1 (margin 5; driftline --preset changepoint: Bayesian online change-point "
+        f"detection, hazard {TCPD_CONFIG.bocpd_hazard:g}, standardised by the first "
+        f"{TCPD_CONFIG.warmup} values, block {TCPD_CONFIG.block}, each change reported; "
         "'uni': the first column as one feature, 'all': every column as a feature of one model; "
         "naive river on the univariate series)"
     )
@@ -647,12 +647,15 @@ def tcpd() -> None:
     )
     # how much the univariate mean depends on the two numbers of the preset
     parts = []
-    for budget in (1000.0, 2000.0, 4000.0):
-        for warmup in (20, 25, 30):
-            cfg = TCPD_CONFIG.with_options(warmup=warmup, false_alarms_per_million=budget)
+    for hazard in (0.005, 0.01, 0.02):
+        for warmup in (15, 25, 40):
+            cfg = TCPD_CONFIG.with_options(warmup=warmup, bocpd_hazard=hazard)
             f = np.mean([f_measure(ann, tcpd_predictions(v[:, :1], cfg)) for _, v, ann, _ in data])
-            parts.append(f"{budget:g}/M w{warmup} {f:.3f}")
-    print("sensitivity of the univariate mean (budget, warm-up): " + ", ".join(parts))
+            parts.append(f"h{hazard:g} w{warmup} {f:.3f}")
+    print("sensitivity of the univariate mean (hazard, warm-up): " + ", ".join(parts))
+    cusum = TCPD_CONFIG.with_options(bocpd_hazard=0.0, detectors=None)
+    f = np.mean([f_measure(ann, tcpd_predictions(v[:, :1], cusum)) for _, v, ann, _ in data])
+    print(f"the same preset with the reference CUSUMs instead of BOCPD: univariate mean {f:.3f}")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,10 @@ __all__ = [
 #: ``adwin`` river's ADWIN on sub-block means of a numeric feature's location score. All but
 #: ``adwin`` run by default; ``adwin`` is opt-in (name it in a feature's ``detectors``): on
 #: ``benchmarks/quality.py`` it did not shorten any median delay, and its budget share
-#: lengthens the other detectors' slightly.
-DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "frequency", "adwin")
+#: lengthens the other detectors' slightly. ``bocpd`` (Bayesian online change-point detection,
+#: ``_bocpd``) runs on numeric features only when ``bocpd_hazard`` > 0 (the ``changepoint``
+#: preset).
+DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "frequency", "adwin", "bocpd")
 
 _KINDS = ("numeric", "categorical")
 
@@ -60,11 +62,12 @@ _KINDS = ("numeric", "categorical")
 #:
 #: ``changepoint``: short univariate series (hundreds of points: monthly counts, daily
 #: prices) where each change of level is an event to report, not an incident to page about.
-#: A short reference (``warmup``), a decision at every point (``block`` 1), a new reference
-#: right after each alert (``readapt_after`` 0, no cooldown), a wide allowance so that slow
-#: trends do not accumulate as a change, and a budget per event that a series of a few
-#: hundred points can spend. Measured on the TCPD series river bundles
-#: (``benchmarks/quality.py``), not tuned per series.
+#: Numeric features are watched by Bayesian online change-point detection (``bocpd``, hazard
+#: 1/100: each segment judged against itself, so trends and successive levels do not pile up
+#: as one change) instead of the reference CUSUMs; a decision at every point (``block`` 1);
+#: each change reported on its own (``readapt_after`` 0, no cooldown); the first ``warmup``
+#: values standardise the series. The prior and the hazard are the method's textbook
+#: defaults; ``benchmarks/quality.py`` measures the preset on the TCPD series river bundles.
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "changepoint": {
@@ -76,6 +79,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "confirm_alpha": 1e-3,
         "readapt_after": 0,
         "cooldown": 0,
+        "bocpd_hazard": 0.01,
+        "detectors": ("bocpd", "frequency"),
     },
 }
 
@@ -118,6 +123,7 @@ class _Options:
     max_categories: int = 32
     heavy_hitters: int = 128
     adwin_sub: int = 32
+    bocpd_hazard: float = 0.0
     label_ttl: float = 86_400.0
     max_pending_labels: int = 100_000
     outcome_block: int = 128
@@ -139,14 +145,16 @@ class StreamSettings(_Options):
 
     ignore: frozenset[str] = frozenset()
     features: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    detectors: tuple[str, ...] | None = None
 
     def feature(self, name: str) -> FeatureConfig:
         """The options of feature ``name`` (defaults when it has none)."""
         return self.features.get(name, _DEFAULT_FEATURE)
 
     def enabled(self, name: str, detector: str) -> bool:
-        """Whether ``detector`` runs on feature ``name``."""
-        chosen = self.feature(name).detectors
+        """Whether ``detector`` runs on feature ``name`` (its own ``detectors``, else the
+        configuration's default list, else all that apply)."""
+        chosen = self.feature(name).detectors or self.detectors
         return chosen is None or detector in chosen
 
 
@@ -212,6 +220,9 @@ class DetectionConfig(_Options):
         Non-missing values averaged into one input of the (opt-in) ``adwin`` detector: ADWIN
         then costs ``1 / adwin_sub`` of an update per value and sees near-Gaussian inputs;
         1 feeds it every value (univariate change-point use).
+    bocpd_hazard : float
+        Prior probability per value of a change for the ``bocpd`` detector (``_bocpd``); 0
+        (the default) turns it off. Its alarms are not governed by the false-alarm budget.
     label_ttl : float
         Seconds of event time a prediction waits for its label; later labels are counted as
         expired, not joined.
@@ -234,6 +245,9 @@ class DetectionConfig(_Options):
         to this many; rarer values stay pooled in the model-wide state.
     ignore : tuple of str
         Features never monitored, for every model.
+    detectors : tuple of str or None
+        The detectors of every feature that does not name its own (``None``: all that apply
+        to its type).
     features : mapping of str to FeatureConfig
         Per-feature options for every model.
     models : mapping of str to ModelConfig
@@ -249,8 +263,13 @@ class DetectionConfig(_Options):
     ignore: tuple[str, ...] = ()
     features: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     models: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    detectors: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.detectors is not None:
+            object.__setattr__(
+                self, "detectors", _detector_list(list(self.detectors), "detection.detectors")
+            )
         for name in ("features", "models"):
             value = getattr(self, name)
             if not isinstance(value, MappingProxyType):
@@ -276,7 +295,10 @@ class DetectionConfig(_Options):
                 )
         ignore.update(n for n, fc in features.items() if fc.ignore)
         return StreamSettings(
-            **values, ignore=frozenset(ignore), features=MappingProxyType(features)
+            **values,
+            ignore=frozenset(ignore),
+            features=MappingProxyType(features),
+            detectors=self.detectors,
         )
 
     def with_options(self, **options: Any) -> DetectionConfig:
@@ -331,6 +353,9 @@ def _check_options(values: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}.bins: must be >= 2, got {values['bins']!r}")
     if "max_categories" in values and values["max_categories"] < 2:
         raise ConfigError(f"{where}.max_categories: must be >= 2")
+    if "bocpd_hazard" in values and not 0 <= values["bocpd_hazard"] < 1:
+        got = values["bocpd_hazard"]
+        raise ConfigError(f"{where}.bocpd_hazard: must be in [0, 1), got {got!r}")
     for name in ("confirm_alpha", "resolve_alpha"):
         if name in values and not 0 < values[name] < 1:
             raise ConfigError(f"{where}.{name}: must be in (0, 1), got {values[name]!r}")
@@ -350,17 +375,22 @@ def _feature_config(raw: Any, where: str) -> FeatureConfig:
         raise ConfigError(f"{where}.ignore: expected true or false, got {ignore!r}")
     detectors = raw.get("detectors")
     if detectors is not None:
-        if not isinstance(detectors, list) or not all(isinstance(d, str) for d in detectors):
-            raise ConfigError(f"{where}.detectors: expected a list of names")
-        for d in detectors:
-            if d not in DETECTORS:
-                raise ConfigError(f"{where}.detectors: unknown detector {d!r} (known: {DETECTORS})")
-        detectors = tuple(detectors)
+        detectors = _detector_list(detectors, f"{where}.detectors")
     return FeatureConfig(kind=kind, ignore=ignore, detectors=detectors)
 
 
+def _detector_list(detectors: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(detectors, list) or not all(isinstance(d, str) for d in detectors):
+        raise ConfigError(f"{where}: expected a list of names")
+    for d in detectors:
+        if d not in DETECTORS:
+            raise ConfigError(f"{where}: unknown detector {d!r} (known: {DETECTORS})")
+    return tuple(detectors)
+
+
 def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
-    allowed = set(_OPTION_NAMES) | {"ignore", "features"} | ({"models"} if top else set())
+    allowed = set(_OPTION_NAMES) | {"ignore", "features"}
+    allowed |= {"models", "detectors"} if top else set()
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
@@ -368,6 +398,7 @@ def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
     if isinstance(options.get("false_alarms_per_million"), int):
         options["false_alarms_per_million"] = float(options["false_alarms_per_million"])
     floats = ("cusum_k", "confirm_alpha", "resolve_alpha", "block_seconds", "label_ttl")
+    floats += ("bocpd_hazard",)
     for name in (*floats, "decision_threshold"):
         if isinstance(options.get(name), int) and not isinstance(options.get(name), bool):
             options[name] = float(options[name])
@@ -399,6 +430,9 @@ def config_from_mapping(raw: dict[str, Any], preset: str | None = None) -> Detec
     name = named if named is not None else preset
     base = _preset_options(name, "detection.preset") if name is not None else {}
     top = _level(raw, "detection", top=True)
+    detectors = base.pop("detectors", None)
+    if "detectors" in raw:
+        detectors = _detector_list(raw["detectors"], "detection.detectors")
     top["options"] = {**base, **top["options"]}
     models_raw = raw.get("models", {})
     if not isinstance(models_raw, dict):
@@ -418,6 +452,7 @@ def config_from_mapping(raw: dict[str, Any], preset: str | None = None) -> Detec
         ignore=top["ignore"],
         features=MappingProxyType(top["features"]),
         models=MappingProxyType(models),
+        detectors=detectors,
     )
 
 

@@ -25,6 +25,7 @@ from datasketches import kll_doubles_sketch
 from scipy.special import ndtr
 
 from ._adwin import AdwinDetector, adwin_delta, adwin_inputs
+from ._bocpd import BocpdDetector
 from ._cusum import cusum_path, cusum_threshold
 from ._homogeneity import chi2_homogeneity, psi
 from ._policy import window_alpha
@@ -69,6 +70,7 @@ class NumericFeature:
         self.max = -math.inf
         self.sketch = kll_doubles_sketch(KLL_K)
         self.reference: NumericReference | None = None
+        self.bocpd: BocpdDetector | None = None  # opt-in; kept across new references
         self._reset_live()
 
     def _reset_live(self) -> None:
@@ -380,6 +382,7 @@ class NumericFeature:
             "zero_cum": self.zero_cum,
             "ring": None if self.ring is None else self.ring.to_state(),
             "adwin": None if self.adwin is None else self.adwin.to_state(),
+            "bocpd": None if self.bocpd is None else self.bocpd.to_state(),
         }
 
     @classmethod
@@ -402,6 +405,8 @@ class NumericFeature:
         f.ring = None if s["ring"] is None else BlockRing.from_state(s["ring"])
         ad = s.get("adwin")
         f.adwin = None if ad is None else AdwinDetector.from_state(ad)
+        bo = s.get("bocpd")
+        f.bocpd = None if bo is None else BocpdDetector.from_state(bo)
         return f
 
 
@@ -528,6 +533,8 @@ def update_numeric(
     for i, f in enumerate(features):
         if f.absorb(X[i], fin[i], nfl[i], stats[i], times, seq0, settings):
             live.append(i)
+    if settings.bocpd_hazard > 0:
+        _run_bocpd(features, X, fin, times, seq0, settings, out)
     if not live:
         return out
     L = len(live)
@@ -691,3 +698,74 @@ def _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, mas
         sig.statistics["adwin_width"] = int(width)
         sig.statistics["adwin_window_mean"] = zmean
         out[live[j]].append(sig)
+
+
+def _run_bocpd(features, X, fin, times, seq0, settings, out) -> None:
+    """Feed each feature's BOCPD (``_bocpd``) this block's values, live or not: it judges each
+    segment against itself, so it keeps running while a new reference is collected. It is
+    created with the feature's first reference (whose mean and sd standardise its input)."""
+    for i, f in enumerate(features):
+        if f.bocpd is None:
+            ref = f.reference
+            if ref is None or not settings.enabled(f.name, "bocpd"):
+                continue
+            f.bocpd = BocpdDetector(settings.bocpd_hazard, ref.mean, ref.sd)
+        pos = np.flatnonzero(fin[i])
+        if not len(pos):
+            continue
+        vals = X[i, pos].tolist()
+        hits = f.bocpd.feed(vals, (seq0 + pos).tolist(), times[pos].tolist())
+        if hits:
+            j, begin = hits[0]
+            out[i].append(_bocpd_signal(f, X[i], fin[i], times, seq0, int(pos[j]), begin))
+
+
+def _bocpd_signal(f, row, fin, times, seq0, t, begin) -> Signal:
+    """A BOCPD change at block position ``t`` whose new run began at event ``begin``:
+    before/after are the posterior means of the previous and the new run (raw scale)."""
+    d = f.bocpd
+    logr, mu = d.post[0], d.post[1]
+    m = int(np.argmax(logr))
+    after = float(mu[m]) * d.scale + d.centre
+    older = logr.copy()
+    older[: m + 1] = -np.inf
+    prev = int(np.argmax(older)) if np.isfinite(older).any() else m
+    before = float(mu[prev]) * d.scale + d.centre
+    from ._timefmt import rfc3339
+
+    known = d.since(begin, seq0 + t)
+    if known is not None:
+        n, start = known
+    else:  # began before the values kept: the run length says how many
+        n, start = m + 1, float(times[0])
+    msg = (
+        f"Level of '{f.name}' changed from about {before:.4g} to {after:.4g}: Bayesian "
+        f"online change-point detection started a new segment {n} values ago "
+        f"(hazard {d.hazard:g})."
+    )
+    span = f.reference_span()
+    reference = (
+        {"count": 0}
+        if span is None
+        else {"start": rfc3339(span[0]), "end": rfc3339(span[1]), "count": span[2]}
+    )
+    return Signal(
+        detector="bocpd",
+        index=t,
+        severity="warning",
+        statistics={
+            "statistic": "bocpd_map_run_length",
+            "before": before,
+            "after": after,
+            "change_seq": int(begin),
+            "values_since_change": n,
+            "run_length": m,
+            "hazard": d.hazard,
+            "p_value": None,
+        },
+        window={
+            "reference": reference,
+            "current": {"start": rfc3339(start), "end": rfc3339(float(times[t])), "count": n},
+        },
+        message=msg,
+    )

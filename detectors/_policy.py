@@ -263,6 +263,14 @@ class _Incident:
                     feature.restart_reference()
                     self.adopting = True
             return out
+        if settings.readapt_after == 0 and confirmed:
+            # change-point mode: each change is a report of its own, so a new change closes
+            # the last one's incident (resolved, reason ``next_change``) and opens its own
+            first = seq0 + min(s.index for s in confirmed)
+            out.append(self._resolve(feature, ctx, first, "next_change", None, name))
+            return out + self.step(
+                feature, confirmed, ctx=ctx, counters=counters, kind=kind, name=name
+            )
         counters["suppressed"] += len(confirmed)
         if self.adopting:
             if feature.live:
@@ -283,7 +291,12 @@ class _Incident:
         times = ctx["times"]
         what = f"'{feature.name}'" if name is not None else f"the model's {feature.name}"
         label = "Drift" if self.kind == KIND else self.kind.replace("_", " ").capitalize()
-        if reason == "new_reference":
+        if reason == "next_change":
+            msg = (
+                f"{label} alert on {what} resolved: a further change was detected "
+                "(change-point mode reports each change on its own)."
+            )
+        elif reason == "new_reference":
             msg = (
                 f"{label} alert on {what} resolved: the new distribution, which lasted "
                 f"{end_seq - self.fired_seq} events, was adopted as the reference."

@@ -191,7 +191,8 @@ class ModelStream:
         key = (name, kind)
         mask = self._masks.get(key)
         if mask is None:
-            chosen = self.settings.feature(name).detectors or _ALL
+            s = self.settings
+            chosen = s.feature(name).detectors or s.detectors or _ALL
             mask = self._masks[key] = tuple(d for d in _APPLIES[kind] if d in chosen)
         return mask
 
