@@ -328,7 +328,10 @@ def _outcomes_profile(rows: list, settings: Any, max_values: int) -> dict | None
         return None
     out: dict[str, Any] = {
         "task": judge.task,
-        "aggregates": dict(zip(AGGREGATES, agg.tolist(), strict=True)),
+        "aggregates": {
+            k: int(v) if k not in ("loss", "squared_error") else v
+            for k, v in zip(AGGREGATES, agg.tolist(), strict=True)
+        },
         "metrics": judge.metrics(agg),
         "unusable": judge.skipped,
         "start": rows[0][0],
