@@ -163,3 +163,17 @@ def test_bank_state_round_trips():
     again = ErrorRateCusum.from_state(bank.to_state())
     assert again.p0 == bank.p0 and again.n0 == bank.n0
     assert np.array_equal(again.cusum, bank.cusum) and np.array_equal(again.zero, bank.zero)
+
+
+def test_error_rate_state_survives_a_dump_and_load_mid_stream():
+    baseline = build_baseline(perf.labelled(5, 10_000, None, 0.0, T0 - 1e6, "t"))
+    evs = perf.labelled(9, 12_000, 4_000, 0.06, T0, "p")
+    whole = [a.to_json() for a in Monitor(DetectionConfig(), baseline=baseline).process(evs)]
+    first = Monitor(DetectionConfig(), baseline=baseline)
+    cut = len(evs) // 2 + 77
+    alerts = first.process(evs[:cut])
+    second = Monitor(DetectionConfig(), baseline=baseline)
+    second.load_model("credit", first.dump_model("credit"))
+    alerts += second.process(evs[cut:])
+    assert [a.to_json() for a in alerts] == whole
+    assert any(b'"error_rate"' in a for a in whole)
