@@ -237,7 +237,7 @@ class ModelStream:
             if name in s.ignore:
                 continue
             seen = fp.get("categories") if fp.get("categories_complete") else None
-            self.quality.seed(name, fp["counts"], seen)
+            self.quality.seed(name, fp["counts"], seen, (span["start"], span["end"]))
             self.policies[name] = FeaturePolicy()
             f = feature_from_profile(name, {**fp, **span}, s, s.feature(name).kind)
             if f is not None:
@@ -253,7 +253,7 @@ class ModelStream:
             self.out_policies[name] = FeaturePolicy()
             if name == "prediction":
                 seen = fp.get("categories") if fp.get("categories_complete") else None
-                self.out_quality.seed(name, fp["counts"], seen)
+                self.out_quality.seed(name, fp["counts"], seen, (span["start"], span["end"]))
         op = profile.get("outcomes")
         if op:
             self.outcomes.seed(op, s, (op.get("start") or 0.0, op.get("end") or 0.0))

@@ -133,3 +133,27 @@ def test_reference_window_of_a_baseline_spans_the_profile():
     assert parse_timestamp(ref["start"]) == T0 - 1e6
     assert parse_timestamp(ref["end"]) == T0 - 1e6 + 19_999
     assert ref["count"] == 20_000
+
+
+def test_quality_alert_against_a_baseline_names_the_profile_span():
+    from driftline.schemas import FeatureEvent, parse_timestamp
+
+    rng = np.random.default_rng(0)
+    train = [
+        FeatureEvent(model="m", timestamp=T0 - 1e6 + i, features={"x": float(rng.normal())})
+        for i in range(5000)
+    ]
+    evs = [
+        FeatureEvent(
+            model="m",
+            timestamp=T0 + i,
+            features={"x": None if (i > 2000 and i % 5 == 0) else float(rng.normal())},
+        )
+        for i in range(6000)
+    ]
+    alerts = Monitor(baseline=build_baseline(train)).process(evs)
+    assert [(a.kind, a.detector) for a in alerts] == [("data_quality", "missing_rate")]
+    ref = alerts[0].window["reference"]
+    assert parse_timestamp(ref["start"]) == T0 - 1e6
+    assert parse_timestamp(ref["end"]) == T0 - 1e6 + 4999
+    assert ref["count"] == 5000
