@@ -604,21 +604,28 @@ def update_numeric(
     # running aggregates at each new zero and at the block's end (see ``NumericFeature.cum``)
     xzl = Xz if L == F else Xz[live]
     cum0 = np.array([f.cum for f in sub])  # (L, 4) before the block
-    run = np.stack(
+    # count, sum, sum of squares and location-score sum of the block's values up to each
+    # CUSUM's last zero (gathered per (feature, CUSUM), no (L, B, 4) copy) and in total
+    sums = np.cumsum(np.stack([xzl, xzl * xzl]), axis=2)  # (2, L, B)
+    if all_fin:
+        n_at = (last + 1).astype(np.float64)
+        n_all = np.full(L, float(B))
+    else:
+        cnt = np.cumsum(finl, axis=1, dtype=np.float64)
+        n_at, n_all = np.take_along_axis(cnt, last, axis=1), cnt[:, -1]
+    at_last = np.stack(
         [
-            np.broadcast_to(np.arange(1.0, B + 1), (L, B))
-            if all_fin
-            else np.cumsum(finl, axis=1, dtype=np.float64),
-            np.cumsum(xzl, axis=1),
-            np.cumsum(xzl * xzl, axis=1),
-            cz[:, 0, :],
+            n_at,
+            np.take_along_axis(sums[0], last, axis=1),
+            np.take_along_axis(sums[1], last, axis=1),
+            np.take_along_axis(cz[:, 0, :], last, axis=1),
         ],
         axis=2,
-    )  # (L, B, 4): aggregates of the block's values up to each position
-    at_last = np.take_along_axis(run, last[:, :, None], axis=1)  # (L, 4 cusums, 4)
+    )  # (L, 4 CUSUMs, 4 aggregates)
+    totals = np.stack([n_all, sums[0, :, -1], sums[1, :, -1], cz[:, 0, -1]], axis=1)  # (L, 4)
     zero_cum = np.array([f.zero_cum for f in sub])
     zero_cum = np.where(has[:, :, None], cum0[:, None, :] + at_last, zero_cum)
-    cum1 = cum0 + run[:, -1, :]
+    cum1 = cum0 + totals
     cus = C[:, :, -1] - low
     if fired.any():  # restart the CUSUMs that fired
         cus[fired] = 0.0
@@ -632,7 +639,7 @@ def update_numeric(
     bins = np.minimum((Uf * nbins).astype(np.int64), nbins - 1)
     bins += (np.arange(L) * nbins)[:, None]
     counts = np.bincount(bins[finl], minlength=L * nbins).reshape(L, nbins)
-    agg = run[:, -1, :]
+    agg = totals
     t0, t1 = float(times[0]), float(times[-1])
     check = []
     for j, f in enumerate(sub):
