@@ -272,6 +272,19 @@ class Monitor:
         for views that follow it batch by batch; :meth:`status` has it too, at a cost)."""
         return sum(st.joins.counts["joined"] for st in self._models.get(model, {}).values())
 
+    def outcome_totals(self, model: str) -> tuple[str | None, int, float, float]:
+        """(task, outcomes, summed loss, summed squared error) judged so far in a model's
+        streams: cumulative, cheap, for views that follow it batch by batch (an outcome
+        counts once its block of ``outcome_block`` is processed)."""
+        task, n, loss, sq = None, 0, 0.0, 0.0
+        for st in self._models.get(model, {}).values():
+            o = st.outcomes
+            task = task or o.task
+            n += int(o.total[0])
+            loss += float(o.total[5])
+            sq += float(o.total[6])
+        return task, n, loss, sq
+
     @property
     def stats(self) -> dict:
         """Counters of this monitor: events by kind, alerts by kind and by status."""

@@ -426,6 +426,7 @@ class Outcomes:
         self.collecting = True  # the error stream's reference is being collected
         self.bank: ErrorRateCusum | None = None
         self.source = "live"  # where the reference came from: "live" or "baseline"
+        self.total = np.zeros(7)  # aggregates of every outcome processed
 
     # ------------------------------------------------------------------ reference
     def seed(self, prof: dict, settings: Any, span: tuple[float, float]) -> None:
@@ -526,6 +527,7 @@ class Outcomes:
             self.window = np.zeros((settings.window_blocks, 7))
         loss, per = self.losses(rows, settings.decision_threshold)
         agg = per.sum(axis=0)
+        self.total += agg
         times = np.array([r[0] for r in rows], dtype=np.float64)
         was_live = self.error.live
         mask = ("mean", "shape") if self.task == "regression" else ("shape",)
@@ -706,6 +708,7 @@ class Outcomes:
             "window": self.window,
             "bank": None if self.bank is None else self.bank.to_state(),
             "source": self.source,
+            "total": self.total,
         }
 
     @classmethod
@@ -726,6 +729,7 @@ class Outcomes:
         bank = s.get("bank")
         o.bank = None if bank is None else ErrorRateCusum.from_state(bank)
         o.source = s.get("source", "live")
+        o.total = np.asarray(s.get("total", np.zeros(7)), dtype=np.float64)
         return o
 
 
