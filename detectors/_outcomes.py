@@ -656,22 +656,22 @@ class Outcomes:
             what = f"mean absolute error rose from {before:.4g} to {after:.4g}"
             extra = ""
             if "rmse" in cur_m and "rmse" in ref_m:
-                extra = f" (RMSE {ref_m['rmse']:.4g} -> {cur_m['rmse']:.4g} in the window)"
+                extra = f" (RMSE {ref_m['rmse']:.4g} -> {cur_m['rmse']:.4g} in the last window)"
         else:
             what = f"error rate rose from {before:.1%} to {after:.1%}"
             extra = ""
             if ref_m.get("f1") is not None and cur_m.get("f1") is not None:
-                extra = f" (F1 {ref_m['f1']:.3f} -> {cur_m['f1']:.3f} in the window)"
+                extra = f" (F1 {ref_m['f1']:.3f} -> {cur_m['f1']:.3f} in the last window)"
         n = s.window["current"]["count"]
         if s.extra["kind"] == "concept_drift":
-            head = "Concept drift"
+            head, over = "Concept drift", f"the {n} labelled predictions since the change point"
             how = (
                 f"CUSUM {s.statistics['score']:.1f} over threshold {s.statistics['threshold']:.1f}"
             )
         else:
-            head = "Performance drop"
+            head, over = "Performance drop", f"the last {n} labelled predictions"
             how = f"windowed test p={s.statistics['p_value']:.2g}"
-        return f"{head}: the model's {what} over the last {n} labelled predictions{extra}; {how}."
+        return f"{head}: the model's {what} over {over}{extra}; {how}."
 
     def summary(self) -> dict:
         out = {

@@ -177,3 +177,40 @@ def test_error_rate_state_survives_a_dump_and_load_mid_stream():
     alerts += second.process(evs[cut:])
     assert [a.to_json() for a in alerts] == whole
     assert any(b'"error_rate"' in a for a in whole)
+
+
+def _regression(seed: int, n: int, onset: int | None, t0: float, pid: str) -> list:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = 2 * x + rng.normal(size=n) * 0.5
+    if onset is not None:  # the noise around the model's prediction grows
+        y = np.where(np.arange(n) >= onset, y + rng.normal(size=n) * 0.5, y)
+    out: list = []
+    for i in range(n):
+        out.append(
+            PredictionEvent(
+                model="r",
+                timestamp=t0 + i,
+                features={"x": float(x[i])},
+                prediction=float(2 * x[i]),
+                prediction_id=f"{pid}{i}",
+            )
+        )
+        out.append(
+            LabelEvent(model="r", timestamp=t0 + i, prediction_id=f"{pid}{i}", label=float(y[i]))
+        )
+    return out
+
+
+def test_regression_baseline_learns_its_error_distribution_and_alerts_on_mae():
+    b = build_baseline(_regression(1, 8000, None, T0 - 1e6, "t"))
+    op = b.profile("r", None)["outcomes"]
+    assert op["task"] == "regression" and op["error"]["type"] == "numeric"
+    assert op["metrics"]["mae"] == pytest.approx(0.4, abs=0.02)  # E|N(0, 0.5)| = 0.399
+    alerts = Monitor(baseline=b).process(_regression(2, 10_000, 5000, T0, "p"))
+    firing = [a for a in alerts if a.status == "firing"]
+    assert firing and {a.kind for a in firing} <= {"concept_drift", "performance"}
+    a = firing[0]
+    assert a.statistics["reference_metrics"]["mae"] == pytest.approx(op["metrics"]["mae"])
+    assert a.statistics["reference_source"] == "baseline"
+    assert "mean absolute error rose" in a.message
