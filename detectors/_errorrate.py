@@ -36,7 +36,7 @@ from scipy.special import ndtr
 
 from ._cusum import cusum_path
 
-__all__ = ["MARGIN", "ODDS_RATIOS", "ErrorRateCusum", "RateCrossing"]
+__all__ = ["MARGIN", "ODDS_RATIOS", "ErrorRateCusum", "RateCrossing", "confirm_pvalue"]
 
 #: Odds ratios of the alternative error rates (error odds multiplied by these): 1.2 is about
 #: a 1-point drop at 94% accuracy, 4.0 a collapse; neighbours are within a factor 1.6, where

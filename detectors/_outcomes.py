@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errorrate import ErrorRateCusum, RateCrossing
+from ._errorrate import ErrorRateCusum, RateCrossing, confirm_pvalue
 from ._numeric import NumericFeature, update_numeric
 from ._policy import FeaturePolicy
 from ._signal import Signal
@@ -41,7 +41,9 @@ from .exceptions import StateError
 __all__ = [
     "AGGREGATES",
     "EXPIRED",
+    "RESOLVE_BLOCKS",
     "UNITS",
+    "ErrorView",
     "LabelJoin",
     "Outcomes",
     "judged_output",
@@ -395,6 +397,11 @@ def judged_output(raw: Any, output: Any) -> Any:
     return output
 
 
+#: Outcome blocks an error-rate incident looks back over before it resolves (2,048 outcomes
+#: by default): the detection window (512) is too short to tell a model that recovered from
+#: one whose error rate is a few points up, and its incidents flapped.
+RESOLVE_BLOCKS = 16
+
 #: Budget units of the error stream: the error-rate CUSUM bank gets ``UNITS - 1`` of them (it
 #: is the signal that sends a team back to retraining), the windowed test one.
 UNITS = 5
@@ -427,6 +434,8 @@ class Outcomes:
         self.bank: ErrorRateCusum | None = None
         self.source = "live"  # where the reference came from: "live" or "baseline"
         self.total = np.zeros(7)  # aggregates of every outcome processed
+        # aggregates of the last RESOLVE_BLOCKS live blocks: when an incident may resolve
+        self.recent = np.zeros((RESOLVE_BLOCKS, 7))
 
     # ------------------------------------------------------------------ reference
     def seed(self, prof: dict, settings: Any, span: tuple[float, float]) -> None:
@@ -516,6 +525,10 @@ class Outcomes:
     def current(self) -> np.ndarray:
         return np.zeros(7) if self.window is None else self.window.sum(axis=0)
 
+    def view(self) -> ErrorView:
+        """What the alert policy steps: the error feature, resolved by :class:`ErrorView`."""
+        return ErrorView(self)
+
     # ------------------------------------------------------------------ processing
     def run(self, settings: Any, rate: float) -> list:
         """Process the buffered outcomes as one block; return the error stream's signals.
@@ -551,6 +564,7 @@ class Outcomes:
         else:
             self.collecting = False
             self.window[self.pos % len(self.window)] = agg
+            self.recent[self.pos % RESOLVE_BLOCKS] = agg
             self.pos += 1
             if self.bank is not None:
                 hit = self.bank.update(loss, per, times, self.seq, rate * (UNITS - 1))
@@ -709,6 +723,7 @@ class Outcomes:
             "bank": None if self.bank is None else self.bank.to_state(),
             "source": self.source,
             "total": self.total,
+            "recent": self.recent,
         }
 
     @classmethod
@@ -730,7 +745,48 @@ class Outcomes:
         o.bank = None if bank is None else ErrorRateCusum.from_state(bank)
         o.source = s.get("source", "live")
         o.total = np.asarray(s.get("total", np.zeros(7)), dtype=np.float64)
+        if "recent" in s:
+            o.recent = np.asarray(s["recent"], dtype=np.float64)
         return o
+
+
+class ErrorView:
+    """The error stream as the alert policy sees it: the error feature's reference and
+    re-adoption, and for classifiers a resolution test of their own.
+
+    A classifier's incident resolves when the error rate of the last ``RESOLVE_BLOCKS``
+    outcome blocks is no longer significantly above the reference rate (one-sided
+    two-sample test at ``resolve_alpha``), not when the 512-outcome detection window happens
+    to look like the reference: a drift of a few points of accuracy makes that window look
+    normal often enough for an incident to flap.
+    """
+
+    __slots__ = ("outcomes",)
+
+    kind = "numeric"
+    name = "error"
+
+    def __init__(self, outcomes: Outcomes) -> None:
+        self.outcomes = outcomes
+
+    @property
+    def live(self) -> bool:
+        return self.outcomes.error.live
+
+    def restart_reference(self) -> None:
+        self.outcomes.error.restart_reference()
+
+    def reference_span(self) -> tuple[float, float, int] | None:
+        return self.outcomes.error.reference_span()
+
+    def window_pvalues(self) -> tuple[float, ...] | None:
+        o = self.outcomes
+        if o.bank is None:
+            return o.error.window_pvalues()
+        if o.pos < RESOLVE_BLOCKS:
+            return None
+        n, _, _, _, _, errors, _ = o.recent.sum(axis=0)
+        return (confirm_pvalue(o.bank.p0, o.bank.n0, float(errors), float(n)),)
 
 
 def outcome_metrics(task: str | None, agg: np.ndarray) -> dict:

@@ -596,7 +596,7 @@ class ModelStream:
                 sigs = self._unexplained("error", "labels", sigs)
             ctx = self._context(seq0, times, block)
             for seq, alert in o.policy.step(
-                o.error, sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
+                o.view(), sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
             ):
                 out.append((seq, "error", alert))
         seg = entry[2]

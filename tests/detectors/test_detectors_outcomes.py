@@ -214,3 +214,22 @@ def test_regression_baseline_learns_its_error_distribution_and_alerts_on_mae():
     assert a.statistics["reference_metrics"]["mae"] == pytest.approx(op["metrics"]["mae"])
     assert a.statistics["reference_source"] == "baseline"
     assert "mean absolute error rose" in a.message
+
+
+def test_an_error_rate_incident_holds_while_the_drop_lasts_and_resolves_after():
+    baseline = build_baseline(perf.labelled(5, 10_000, None, 0.0, T0 - 1e6, "t"))
+    evs = perf.labelled(11, 30_000, 4_000, 0.05, T0, "p")
+    # the drop ends at prediction 20,000: relabel from there as the training concept
+    clean = {
+        e.prediction_id: e.label
+        for e in perf.labelled(11, 30_000, None, 0.0, T0, "p")
+        if e.kind == "label"
+    }
+    for e in evs:
+        if e.kind == "label" and int(e.prediction_id[1:]) >= 20_000:
+            e.label = clean[e.prediction_id]
+    alerts = Monitor(baseline=baseline).process(evs)
+    rate = [a for a in alerts if a.kind == "concept_drift"]
+    assert [a.status for a in rate] == ["firing", "resolved"]  # no flapping in between
+    resolved_at = round(parse_timestamp(rate[1].event_time) - T0 - perf.LAG)
+    assert 20_000 < resolved_at < 20_000 + 6_000
