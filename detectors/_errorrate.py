@@ -80,10 +80,10 @@ def confirm_pvalue(p0: float, n0: int, errors: float, n: float) -> float:
 
     Examples
     --------
-    >>> round(confirm_pvalue(0.05, 20000, 80, 1000), 6) < 1e-6
+    >>> confirm_pvalue(0.05, 20000, 80, 1000) < 1e-4  # 8% against 5%
     True
-    >>> confirm_pvalue(0.05, 20000, 50, 1000) > 0.4
-    True
+    >>> confirm_pvalue(0.05, 20000, 50, 1000)  # exactly the reference rate
+    0.5
     """
     if n <= 0 or n0 <= 0:
         return 1.0
