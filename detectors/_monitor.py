@@ -8,7 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from ._config import DetectionConfig
-from ._outcomes import EXPIRED
+from ._outcomes import EXPIRED, judged_output
 from ._state import decode_state, encode_state
 from ._stream import _KIND, _PREDICTION, _SEGMENT, _TIME, ModelStream
 from .exceptions import StateError
@@ -19,6 +19,16 @@ _STATE_KIND = "driftline.detectors.model"
 _MODEL = attrgetter("model")
 _VERSION = attrgetter("model_version")
 _PID = attrgetter("prediction_id")
+_RAW = attrgetter("prediction_raw")
+
+
+def _judged(chunk: list[Any]) -> list[Any]:
+    """The outputs the labels of these predictions are judged against: the predicted class
+    where a prediction object carries one (``judged_output``), else the output."""
+    raws = list(map(_RAW, chunk))
+    if dict not in set(map(type, raws)):
+        return list(map(_PREDICTION, chunk))
+    return list(map(judged_output, raws, map(_PREDICTION, chunk)))
 
 
 def _version_key(item: tuple) -> tuple:
@@ -141,7 +151,7 @@ class Monitor:
                 st.joins.add_many(
                     pids[i:j],
                     times,
-                    list(map(_PREDICTION, chunk)),
+                    _judged(chunk),
                     list(map(_SEGMENT, chunk)),
                 )
             st.pending.extend(chunk)
@@ -158,7 +168,8 @@ class Monitor:
             if st.ptimes and ev.timestamp - st.ptimes[0] >= span:
                 out.extend(st.run_block())  # event-time limit: close the block first
             if pids is not None and ev.prediction_id is not None:
-                st.joins.add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
+                output = judged_output(ev.prediction_raw, ev.prediction)
+                st.joins.add(ev.prediction_id, ev.timestamp, output, ev.segment)
             st.pending.append(ev)
             st.ptimes.append(ev.timestamp)
             if len(st.pending) >= block:
@@ -260,6 +271,19 @@ class Monitor:
         """Labels joined to their prediction so far in a model's streams (a cheap counter,
         for views that follow it batch by batch; :meth:`status` has it too, at a cost)."""
         return sum(st.joins.counts["joined"] for st in self._models.get(model, {}).values())
+
+    def outcome_totals(self, model: str) -> tuple[str | None, int, float, float]:
+        """(task, outcomes, summed loss, summed squared error) judged so far in a model's
+        streams: cumulative, cheap, for views that follow it batch by batch (an outcome
+        counts once its block of ``outcome_block`` is processed)."""
+        task, n, loss, sq = None, 0, 0.0, 0.0
+        for st in self._models.get(model, {}).values():
+            o = st.outcomes
+            task = task or o.task
+            n += int(o.total[0])
+            loss += float(o.total[5])
+            sq += float(o.total[6])
+        return task, n, loss, sq
 
     @property
     def stats(self) -> dict:

@@ -44,6 +44,7 @@ def register(subparsers: Any) -> None:
         help="where alerts go (default: standard output); a file is replaced only on success",
     )
     p.add_argument("--config", metavar="TOML", help="detection settings (driftline.toml)")
+    _add_preset(p)
     p.add_argument("--baseline", metavar="PROFILE", help="reference profile (baseline build)")
     p.add_argument("--strict", action="store_true", help="stop with exit 1 at the first bad line")
     p.add_argument(
@@ -114,6 +115,7 @@ def register(subparsers: Any) -> None:
     build.add_argument("inputs", nargs="+", metavar="INPUT", help="data file(s), or - for stdin")
     build.add_argument("-o", "--out", required=True, metavar="PROFILE.json")
     build.add_argument("--config", metavar="TOML", help="detection settings (driftline.toml)")
+    _add_preset(build)
     build.add_argument("--strict", action="store_true", help="stop at the first bad line")
     build.add_argument("--show-bad", type=int, default=10, metavar="N")
     build.add_argument("-q", "--quiet", action="store_true")
@@ -144,11 +146,25 @@ def _fail(message: str, status: int = 2) -> int:
     return status
 
 
-def _load_detection(config: str | None, baseline: str | None) -> tuple[Any, Any]:
-    """Load ``--config`` and ``--baseline``; raises ValueError/OSError with a clear message."""
-    from driftline.detectors import DetectionConfig, load_config
+def _add_preset(p: argparse.ArgumentParser) -> None:
+    # names checked by load_config (importing the detectors here would slow every command)
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=None,
+        help="start from a named detection preset (changepoint: short univariate series, "
+        "a report at each change of level); --config options override it",
+    )
 
-    cfg = load_config(config) if config else DetectionConfig()
+
+def _load_detection(
+    config: str | None, baseline: str | None, preset: str | None = None
+) -> tuple[Any, Any]:
+    """Load ``--config`` (from ``--preset``) and ``--baseline``; raises ValueError/OSError
+    with a clear message."""
+    from driftline.detectors import load_config
+
+    cfg = load_config(config or None, preset)
     profile = None
     if baseline:
         from driftline.replay._baseline import load_baseline
@@ -169,7 +185,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         if args.publish:
             return _run_publish(args, progress)
         try:
-            cfg, profile = _load_detection(args.config, args.baseline)
+            cfg, profile = _load_detection(args.config, args.baseline, args.preset)
         except (OSError, ValueError) as exc:
             return _fail(_describe(exc))
         from driftline.replay._replay import DEFAULT_BATCH_SIZE, replay_files
@@ -241,7 +257,7 @@ def _run_baseline_build(args: argparse.Namespace) -> int:
     try:
         check_inputs(args.inputs)
         try:
-            cfg, _ = _load_detection(args.config, None)
+            cfg, _ = _load_detection(args.config, None, args.preset)
         except (OSError, ValueError) as exc:
             return _fail(_describe(exc))
         from driftline.replay._baseline import build_baseline_file

@@ -130,9 +130,9 @@ def build_monitor(settings: WorkerSettings) -> Any:
     detection. Raises ``ValueError`` (the detectors' ``ConfigError``) for an invalid file and
     ``OSError`` or replay's ``InputError`` for an unreadable one; the messages name the file.
     """
-    from driftline.detectors import DetectionConfig, Monitor, load_config
+    from driftline.detectors import Monitor, load_config
 
-    config = load_config(settings.config_path) if settings.config_path else DetectionConfig()
+    config = load_config(settings.config_path or None, settings.preset)
     baseline = None
     if settings.baseline_path:
         from driftline.replay import load_baseline

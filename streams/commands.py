@@ -92,6 +92,13 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--app-id", default="driftline", help="consumer group and state id")
     worker.add_argument("--config", help="detection configuration (driftline.toml)")
     worker.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=None,
+        help="start from a named detection preset (as `driftline replay --preset`); "
+        "--config options override it",
+    )
+    worker.add_argument(
         "--baseline",
         metavar="PROFILE",
         help="reference profile from `driftline baseline build`: skew detection from the "
@@ -215,6 +222,7 @@ def _worker(args: argparse.Namespace) -> int:
             app_id=args.app_id,
             topics=_topic_layout(args),
             config_path=args.config,
+            preset=args.preset,
             baseline_path=args.baseline,
             store=args.store,
             data_dir=args.data_dir,
