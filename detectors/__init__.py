@@ -53,6 +53,7 @@ sketches per feature with the defaults).
 from ._baseline import Baseline, BaselineBuilder, build_baseline
 from ._config import DETECTORS, DetectionConfig, FeatureConfig, ModelConfig, load_config
 from ._monitor import Monitor
+from ._view import ScoreHistory, alert_row, detail_document, record_model
 from .exceptions import ConfigError, DetectorError, StateError
 
 __all__ = [
@@ -65,7 +66,11 @@ __all__ = [
     "FeatureConfig",
     "ModelConfig",
     "Monitor",
+    "ScoreHistory",
     "StateError",
+    "alert_row",
     "build_baseline",
+    "detail_document",
     "load_config",
+    "record_model",
 ]

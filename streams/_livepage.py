@@ -1,0 +1,119 @@
+"""What the worker's live page (``/``) shows: its models' state, sampled history, alerts.
+
+A person who wants to know what a worker sees should look, not read ``/status``. The page
+(``driftline.schemas.page_html``, the same renderer as the replay report) polls two JSON
+documents built here:
+
+- ``page/data.json``: per model this worker owns, per stream (version, slice): events, labels
+  joined, every column's drift statistic against its threshold and incident state
+  (``Monitor.page_view``), and the model's recent alerts;
+- ``page/feature.json?model=&stream=&name=``: one column's reference and current
+  distribution, its statistic's recent history and the stream's realized label metrics.
+
+The history is sampled after a batch of a model, at most every ``sample_seconds`` of wall
+clock per model (the page is for people; a sample reads every column of the model, about a
+millisecond per 20 features), at the batch's newest event time, and kept in memory only:
+``points`` per stream, the oldest dropped. It is not checkpointed: after a restart or a
+rebalance the chart starts again (the detector state, and so the current statistics, are
+restored). Alerts are kept per model, the newest ``max_alerts``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from operator import attrgetter
+from typing import Any
+
+__all__ = ["LivePage"]
+
+_TIME = attrgetter("timestamp")
+_MODEL = attrgetter("model")
+
+
+class LivePage:
+    """The live page's state in one worker (fed by the shard processor after each batch)."""
+
+    def __init__(
+        self,
+        monitor: Any,
+        *,
+        points: int = 240,
+        sample_seconds: float = 2.0,
+        max_alerts: int = 200,
+        worker: str = "",
+    ) -> None:
+        from driftline.detectors import ScoreHistory
+
+        self.monitor = monitor
+        self.history = ScoreHistory(points, 1e-9)
+        self.sample_seconds = sample_seconds
+        self.max_alerts = max_alerts
+        self.worker = worker
+        self._alerts: dict[str, deque] = {}
+        self._sampled: dict[str, float] = {}  # model -> monotonic time of its last sample
+
+    def observe(self, events: list[Any], alerts: list[Any]) -> None:
+        """After one processed batch: keep its alerts, sample the history of its models."""
+        if alerts:
+            from driftline.detectors import alert_row
+
+            for a in alerts:
+                box = self._alerts.get(a.model)
+                if box is None:
+                    box = self._alerts[a.model] = deque(maxlen=self.max_alerts)
+                box.append(alert_row(a))
+        if not events:
+            return
+        models = list(map(_MODEL, events))
+        if models.count(models[0]) == len(models):  # the usual batch: one model
+            newest = {models[0]: max(map(_TIME, events))}
+        else:
+            newest = {}
+            for m, t in zip(models, map(_TIME, events), strict=True):
+                if t > newest.get(m, -1e300):
+                    newest[m] = t
+        now = time.monotonic()
+        for model, t in newest.items():
+            if now - self._sampled.get(model, -1e300) >= self.sample_seconds or alerts:
+                self._sample(model, t, now)
+
+    def _sample(self, model: str, t: float, now: float) -> None:
+        from driftline.detectors import record_model
+
+        self._sampled[model] = now
+        record_model(self.history, model, self.monitor.page_view(model), t)
+
+    def _prune(self, models: list[str]) -> None:
+        """Forget the history and alerts of models this worker no longer owns."""
+        owned = set(models)
+        for model in [m for m in self._alerts if m not in owned]:
+            del self._alerts[model]
+        for model in [m for m in self._sampled if m not in owned]:
+            del self._sampled[model]
+            self.history.forget(model + "\x1f")
+
+    def document(self) -> dict:
+        """``page/data.json``: every model this worker owns, with its streams and alerts."""
+        models = self.monitor.models()
+        self._prune(models)
+        return {
+            "mode": "live",
+            "generated": time.time(),
+            "worker": self.worker,
+            "models": [
+                {
+                    "model": m,
+                    "streams": self.monitor.page_view(m),
+                    "alerts": list(self._alerts.get(m, ())),
+                }
+                for m in models
+            ],
+        }
+
+    def detail(self, model: str, stream: str, name: str) -> dict | None:
+        """``page/feature.json``: one column of one stream (None: no such column)."""
+        from driftline.detectors import detail_document
+
+        alerts = list(self._alerts.get(model, ()))
+        return detail_document(self.monitor, self.history, model, stream, name, alerts)
