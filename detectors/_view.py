@@ -12,7 +12,9 @@ largest, over the feature's enabled drift detectors, of
 - ``cusum / h`` for the location and spread CUSUMs (``h`` from the calibrated false-alarm
   rate, ``_cusum.cusum_threshold``), and
 - ``log(p) / log(alpha)`` for the windowed chi-square tests (shape, category frequencies),
-  with ``alpha`` the per-block significance of ``_policy.window_alpha``.
+  with ``alpha`` the per-block significance of ``_policy.window_alpha``. The page computes it
+  from the window's blocks so far, also before the window is full (the detector waits for a
+  full window): after a CUSUM fires and restarts, a persisting change stays visible here.
 
 ``score >= 1`` is where the detector fires (a CUSUM that fires restarts at 0, so a firing
 feature is seen by its incident state, ``state == "firing"``). Schema and data-quality tests
@@ -94,7 +96,7 @@ def _numeric_scores(feats: list[Any], masks: list[tuple], rate: float, block: in
         ratio = np.where(np.isfinite(h) & (h > 0), cus / h, 0.0)
     on = np.array([[d in m for d in _CUSUM_MASK] for m in masks], dtype=bool)
     ratio = np.where(on, ratio, 0.0)
-    full = [i for i, f in enumerate(feats) if f.ring.full and "shape" in masks[i]]
+    full = [i for i, f in enumerate(feats) if f.ring.filled and "shape" in masks[i]]
     shape_p = {}
     if full:
         same = len({len(feats[i].reference.bins) for i in full}) == 1
@@ -118,7 +120,7 @@ def _numeric_scores(feats: list[Any], masks: list[tuple], rate: float, block: in
 
 
 def _categorical_score(f: Any, mask: tuple, rate: float, block: int) -> tuple:
-    if "frequency" not in mask or not f.ring.full:
+    if "frequency" not in mask or not f.ring.filled:
         return (0.0, "frequency", None, None)
     alpha = window_alpha(rate, block)
     _, p = chi2_homogeneity(f.ref_counts, f.ring.counts())

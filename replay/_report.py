@@ -37,7 +37,7 @@ class ReportBuilder:
         Events between samples at the start (doubles as the history compacts).
     """
 
-    def __init__(self, monitor: Any, *, points: int = 240, every: int = 2048) -> None:
+    def __init__(self, monitor: Any, *, points: int = 240, every: int = 256) -> None:
         from driftline.detectors import ScoreHistory
 
         self.monitor = monitor

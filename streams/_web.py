@@ -75,7 +75,7 @@ def add_page_views(worker: Worker) -> None:
     @app.page("/", name="driftline-page")
     async def index(self: Any, request: Any) -> Any:
         """The live page (it polls the two documents below)."""
-        return self.bytes(page_html(), content_type="text/html; charset=utf-8", headers=headers)
+        return self.bytes(page_html(), content_type="text/html", headers=headers)
 
     @app.page(PAGE_PREFIX + "data.json", name="driftline-page-data")
     async def data(self: Any, request: Any) -> Any:
