@@ -150,3 +150,68 @@ def _check_report(browser, report: Path, expected: list, n_alerts: int, tmp_path
     _shot(rep, tmp_path / "report.png")
     assert rep.errors == []
     assert {s for s, _ in rep.hosts()} == {"file"}, rep.urls
+
+
+def test_demo_keep_serves_the_page_until_ctrl_c(browser, tmp_path):
+    """``driftline demo --keep``: prints the page, keeps it up, stops everything on Ctrl-C."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import orjson
+
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "driftline.streams.cli", "demo", "--keep", "--timeout", "90"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    out: list[str] = []
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if line.startswith("keeping"):
+                break
+        text = "".join(out)
+        assert out and out[-1].startswith("keeping"), text[-3000:]
+        url = re.search(r"^page\s+(http://127\.0\.0\.1:\d+/)", text, re.M).group(1)
+        worker_pid = int(re.search(r"^worker\s+pid (\d+)", text, re.M).group(1))
+        with urllib.request.urlopen(url + "page/data.json", timeout=5) as r:
+            doc = orjson.loads(r.read())
+        firing = {
+            (m["model"], row["name"])
+            for m in doc["models"]
+            for s in m["streams"]
+            for row in s["rows"]
+            if row["state"] == "firing" and s["segment"] is None
+        }
+        assert {("fraud", "distance_km"), ("fraud", "channel")} <= firing
+        with browser() as b:
+            w = Watched(b)
+            w.page.goto(url)
+            _ready(w)
+            w.page.click("#models tr[data-m='fraud']")
+            w.page.wait_for_selector("#features tr[data-f='distance_km'][data-state='firing']")
+            w.page.click("#features tr[data-f='distance_km']")
+            w.page.wait_for_selector("#detail svg line.threshold", state="attached")
+            _shot(w, tmp_path / "demo-page.png")
+            assert w.errors == []
+            assert {h for _, h in w.hosts()} <= _LOOPBACK, w.urls
+        assert demo.poll() is None, "the stack stays up"
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0, rest[-2000:]
+        assert "stopping the worker and the broker" in rest
+        with pytest.raises(ProcessLookupError):
+            for _ in range(50):
+                os.kill(worker_pid, 0)  # gone (not even a zombie: the demo reaped it)
+                time.sleep(0.1)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
