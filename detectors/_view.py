@@ -83,48 +83,53 @@ def _columns(st: Any) -> list[tuple[str, str, Any, Any, tuple[str, ...]]]:
     return out
 
 
-def _log_ratio(p: float, alpha: float) -> float:
-    return math.log(max(p, _TINY)) / math.log(alpha)
+def _chi2_pvalues(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """P-values of many (reference, current) count vectors in one call (zero-padded: cells
+    empty in both are dropped by the test, so the padding changes nothing)."""
+    width = max(len(r) for r, _ in pairs)
+    ref = np.zeros((len(pairs), width))
+    cur = np.zeros((len(pairs), width))
+    for j, (r, c) in enumerate(pairs):
+        ref[j, : len(r)] = r
+        cur[j, : len(c)] = c
+    return np.atleast_1d(chi2_homogeneity(ref, cur)[1]).tolist()
 
 
-def _numeric_scores(feats: list[Any], masks: list[tuple], rate: float, block: int) -> list:
-    """(score, detector, value, threshold) of live numeric features, vectorised."""
-    refs = [f.reference for f in feats]
-    cus = np.array([f.cusum for f in feats], dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = cusum_threshold(np.array([r.theta for r in refs]), rate / 2.0)
-        ratio = np.where(np.isfinite(h) & (h > 0), cus / h, 0.0)
-    on = np.array([[d in m for d in _CUSUM_MASK] for m in masks], dtype=bool)
-    ratio = np.where(on, ratio, 0.0)
-    full = [i for i, f in enumerate(feats) if f.ring.filled and "shape" in masks[i]]
-    shape_p = {}
-    if full:
-        same = len({len(feats[i].reference.bins) for i in full}) == 1
-        groups = [full] if same else [[i] for i in full]
-        for g in groups:
-            _, p = chi2_homogeneity(
-                np.array([feats[i].reference.bins for i in g]),
-                np.array([feats[i].ring.counts() for i in g]),
-            )
-            shape_p.update(zip(g, np.atleast_1d(p).tolist(), strict=True))
-    alpha = window_alpha(rate, block)
-    out = []
-    for i in range(len(feats)):
-        j = int(ratio[i].argmax())
-        best = (float(ratio[i, j]), _CUSUM_NAMES[j], float(cus[i, j]), float(h[i, j]))
-        p = shape_p.get(i)
-        if p is not None and _log_ratio(p, alpha) > best[0]:
-            best = (_log_ratio(p, alpha), "shape", p, alpha)
-        out.append(best)
+def _scores(cols: list[tuple], rate: float, block: int) -> dict[int, tuple]:
+    """(score, detector, value, threshold) of every live column, vectorised per stream."""
+    live = [i for i, c in enumerate(cols) if c[2] is not None and c[2].live]
+    num = [i for i in live if cols[i][2].kind == "numeric"]
+    out: dict[int, tuple] = {}
+    if num:
+        feats = [cols[i][2] for i in num]
+        cus = np.array([f.cusum for f in feats], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = cusum_threshold(np.array([f.reference.theta for f in feats]), rate / 2.0)
+            ratio = np.where(np.isfinite(h) & (h > 0), cus / h, 0.0)
+        on = np.array([[d in cols[i][4] for d in _CUSUM_MASK] for i in num], dtype=bool)
+        ratio = np.where(on, ratio, 0.0)
+        best = ratio.argmax(axis=1).tolist()
+        for j, i in enumerate(num):
+            k = best[j]
+            out[i] = (float(ratio[j, k]), _CUSUM_NAMES[k], float(cus[j, k]), float(h[j, k]))
+    tested = []  # windowed chi-square tests: numeric shape, categorical frequencies
+    for i in live:
+        f, mask = cols[i][2], cols[i][4]
+        name = "shape" if f.kind == "numeric" else "frequency"
+        if name in mask and f.ring.filled:
+            ref = f.reference.bins if f.kind == "numeric" else f.ref_counts
+            tested.append((i, name, ref, f.ring.counts()))
+        elif i not in out:
+            out[i] = (0.0, name, None, None)
+    if tested:
+        alpha = window_alpha(rate, block)
+        log_alpha = math.log(alpha)
+        pvalues = _chi2_pvalues([(r, c) for _, _, r, c in tested])
+        for (i, name, _, _), p in zip(tested, pvalues, strict=True):
+            score = math.log(max(p, _TINY)) / log_alpha
+            if i not in out or score > out[i][0]:
+                out[i] = (score, name, p, alpha)
     return out
-
-
-def _categorical_score(f: Any, mask: tuple, rate: float, block: int) -> tuple:
-    if "frequency" not in mask or not f.ring.filled:
-        return (0.0, "frequency", None, None)
-    alpha = window_alpha(rate, block)
-    _, p = chi2_homogeneity(f.ref_counts, f.ring.counts())
-    return (_log_ratio(float(p), alpha), "frequency", float(p), alpha)
 
 
 def stream_rows(st: Any) -> list[dict]:
@@ -137,34 +142,21 @@ def stream_rows(st: Any) -> list[dict]:
     ``firing``), ``alert`` (the firing alert's id) and ``severity``.
     """
     cols = _columns(st)
-    rate = st.rate_per_unit()
-    block = st.settings.block
-    live_num = [
-        (i, c)
-        for i, c in enumerate(cols)
-        if c[2] is not None and c[2].kind == "numeric" and c[2].live
-    ]
-    scores: dict[int, tuple] = {}
-    if live_num:
-        got = _numeric_scores([c[2] for _, c in live_num], [c[4] for _, c in live_num], rate, block)
-        scores.update(zip((i for i, _ in live_num), got, strict=True))
+    scores = _scores(cols, st.rate_per_unit(), st.settings.block)
     rows = []
-    for i, (name, role, f, pol, mask) in enumerate(cols):
-        kind = None if f is None else f.kind
+    for i, (name, role, f, pol, _) in enumerate(cols):
         sc = scores.get(i)
-        if sc is None and f is not None and kind == "categorical" and f.live:
-            sc = _categorical_score(f, mask, rate, block)
         active = pol.active if pol is not None else None
         rows.append(
             {
                 "name": name,
                 "role": role,
-                "kind": kind,
+                "kind": None if f is None else f.kind,
                 "score": None if sc is None else round(sc[0], 4),
                 "detector": None if sc is None else sc[1],
                 "value": None if sc is None else sc[2],
                 "threshold": None if sc is None else sc[3],
-                "state": "firing" if active else ("ok" if f is not None and f.live else "warmup"),
+                "state": "firing" if active else ("ok" if sc is not None else "warmup"),
                 "alert": active,
                 "severity": (pol.severity or None) if active else None,
             }
@@ -283,8 +275,8 @@ class ScoreHistory:
         for times, series in self._series.values():
             times[:] = times[::2]
             for name, col in series.items():
-                pairs = zip(col[::2], [*col[1::2], None], strict=True)
-                series[name] = [_merge(name, a, b) for a, b in pairs]
+                later = col[1::2] + [None] * (len(col) % 2)
+                series[name] = [_merge(name, a, b) for a, b in zip(col[::2], later, strict=True)]
 
     def forget(self, prefix: str) -> None:
         """Drop every series whose key starts with ``prefix`` (a model revoked)."""

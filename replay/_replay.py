@@ -9,6 +9,7 @@ depend on where the stream is cut, which a test checks for several batch sizes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import stat
@@ -220,5 +221,6 @@ def replay_files(
         elapsed_seconds=elapsed,
     )
     if builder is not None and report is not None:
-        builder.write(report, summary)
+        size = builder.write(report, summary)
+        summary = dataclasses.replace(summary, report_bytes=size, report_seconds=builder.seconds)
     return summary

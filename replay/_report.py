@@ -48,9 +48,12 @@ class ReportBuilder:
         self._alerts: dict[str, list[dict]] = {}
         self.alerts_total = 0
         self._last_time: float | None = None
+        #: Seconds spent building the report (sampling, the document, writing it).
+        self.seconds = 0.0
 
     def observe(self, events: list[Any], alerts: list[Any]) -> None:
         """After each ``Monitor.process`` batch: keep its alerts, sample every so often."""
+        started = time.perf_counter()
         if alerts:
             from driftline.detectors import alert_row
 
@@ -59,11 +62,13 @@ class ReportBuilder:
                 if self.alerts_total <= MAX_ALERTS:
                     self._alerts.setdefault(a.model, []).append(alert_row(a))
         if not events:
+            self.seconds += time.perf_counter() - started
             return
         self._last_time = events[-1].timestamp
         self._since += len(events)
         if self._since >= self.every:
             self._sample(self._last_time)
+        self.seconds += time.perf_counter() - started
 
     def _sample(self, t: float) -> None:
         from driftline.detectors import record_model
@@ -115,7 +120,9 @@ class ReportBuilder:
         from driftline.replay._replay import open_output
         from driftline.schemas import page_html
 
+        started = time.perf_counter()
         data = page_html(self.document(summary))
         with open_output(path) as fh:
             fh.write(data)
+        self.seconds += time.perf_counter() - started
         return len(data)

@@ -102,12 +102,14 @@ def test_sliding_history_keeps_the_newest_points():
     assert h2.view("k") == {"t": [], "series": {}}
 
 
-def test_compacting_history_covers_the_whole_log_within_its_bound():
-    h = ScoreHistory(points=8, step=1e-9, compact=True)
+@pytest.mark.parametrize("points", [7, 8])  # halving an even and an odd number of points
+def test_compacting_history_covers_the_whole_log_within_its_bound(points):
+    h = ScoreHistory(points=points, step=1e-9, compact=True)
     for t in range(100):
         h.record("k", float(t), {"x": float(t % 10)})
     view = h.view("k")
-    assert len(view["t"]) <= 8
+    assert len(view["t"]) <= points
+    assert len(view["series"]["x"]) == len(view["t"])
     assert view["t"][0] == 0.0 and view["t"][-1] >= 90.0
     assert max(v for v in view["series"]["x"] if v is not None) == 9.0  # peaks survive
     with pytest.raises(ValueError):
