@@ -4,8 +4,9 @@
 
 (a) page JSON: a monitor holding 50 models x 20 features (14 numeric, 6 categorical, plus
     the prediction and latency outputs), every reference complete; the time to build
-    ``page/data.json`` (``LivePage.document`` + ``orjson.dumps``, best of ``--repeat``), its
-    size, and one feature's ``page/feature.json``; the same at 50 models x 200 features.
+    ``page/data.json`` (``LivePage.document`` + ``orjson.dumps``, best of ``--repeat``: every
+    model's summary and one model's columns, as the page polls it), its size, and one
+    feature's ``page/feature.json``; the same at 50 models x 200 features.
 (b) page ready: Debian's chromium (Playwright) opens the page served from a local HTTP
     server with that JSON, until the first render is complete (``body[data-ready]``): the
     time from navigation, plus the JSON's build time from (a) = what a person waits for on a

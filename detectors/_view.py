@@ -44,6 +44,7 @@ __all__ = [
     "alert_row",
     "detail_document",
     "feature_detail",
+    "firing_count",
     "history_key",
     "history_values",
     "record_model",
@@ -130,6 +131,11 @@ def _scores(cols: list[tuple], rate: float, block: int) -> dict[int, tuple]:
             if i not in out or score > out[i][0]:
                 out[i] = (score, name, p, alpha)
     return out
+
+
+def firing_count(st: Any) -> int:
+    """Columns of a stream with an incident (what :func:`stream_rows` marks ``firing``)."""
+    return sum(1 for c in _columns(st) if c[3] is not None and c[3].active)
 
 
 def stream_rows(st: Any) -> list[dict]:

@@ -4,9 +4,10 @@ A person who wants to know what a worker sees should look, not read ``/status``.
 (``driftline.schemas.page_html``, the same renderer as the replay report) polls two JSON
 documents built here:
 
-- ``page/data.json``: per model this worker owns, per stream (version, slice): events, labels
-  joined, every column's drift statistic against its threshold and incident state
-  (``Monitor.page_view``), and the model's recent alerts;
+- ``page/data.json?model=M``: per model this worker owns, per stream (version, slice):
+  events, labels joined, columns firing, the model's recent alerts; and for model ``M`` (the
+  one on screen) every column's drift statistic against its threshold and incident state
+  (``Monitor.page_view``);
 - ``page/feature.json?model=&stream=&name=``: one column's reference and current
   distribution, its statistic's recent history and the stream's realized label metrics.
 
@@ -93,20 +94,25 @@ class LivePage:
             del self._sampled[model]
             self.history.forget(model + "\x1f")
 
-    def document(self) -> dict:
-        """``page/data.json``: every model this worker owns, with its streams and alerts."""
+    def document(self, selected: str | None = None) -> dict:
+        """``page/data.json``: every model this worker owns with its streams and alerts; the
+        columns (``rows``) only of the ``selected`` model (by default the one with the most
+        firing columns), so a poll stays small and cheap with many models."""
         models = self.monitor.models()
         self._prune(models)
+        views = {m: self.monitor.page_view(m, rows=False) for m in models}
+        if selected not in views:
+            firing = {m: sum(s["firing"] for s in v) for m, v in views.items()}
+            selected = max(models, key=lambda m: (firing[m], m == models[0])) if models else None
+        if selected is not None:
+            views[selected] = self.monitor.page_view(selected)
         return {
             "mode": "live",
             "generated": time.time(),
             "worker": self.worker,
+            "selected": selected,
             "models": [
-                {
-                    "model": m,
-                    "streams": self.monitor.page_view(m),
-                    "alerts": list(self._alerts.get(m, ())),
-                }
+                {"model": m, "streams": views[m], "alerts": list(self._alerts.get(m, ()))}
                 for m in models
             ],
         }

@@ -79,8 +79,9 @@ def add_page_views(worker: Worker) -> None:
 
     @app.page(PAGE_PREFIX + "data.json", name="driftline-page-data")
     async def data(self: Any, request: Any) -> Any:
-        """Every model of this worker: streams, columns against thresholds, recent alerts."""
-        body = orjson.dumps(page.document(), option=orjson.OPT_SERIALIZE_NUMPY)
+        """Every model of this worker (streams, recent alerts), the columns of one model."""
+        doc = page.document(request.query.get("model"))
+        body = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
         return self.bytes(body, content_type=_JSON, headers=headers)
 
     @app.page(PAGE_PREFIX + "feature.json", name="driftline-page-feature")
