@@ -71,9 +71,13 @@ def stream_label(version: str | None, segment: dict | None) -> str:
 def _columns(st: Any) -> list[tuple[str, str, Any, Any, tuple[str, ...]]]:
     """(name, role, state, policy, enabled detectors) of every scored column of a stream."""
     out = []
+    enabled = st.settings.enabled
     for name in sorted(set(st.features) | set(st.policies)):
         f = st.features.get(name)
-        mask = st._mask(name, f.kind) if f is not None else ()
+        mask = ()
+        if f is not None:
+            applies = _NUMERIC_DEFAULT if f.kind == "numeric" else ("frequency",)
+            mask = tuple(d for d in applies if enabled(name, d))
         out.append((name, "feature", f, st.policies.get(name), mask))
     for name, f in sorted(st.outputs.items()):
         mask = _NUMERIC_DEFAULT if f.kind == "numeric" else ("frequency",)

@@ -263,17 +263,24 @@ async def _publish_and_watch(
 
 
 def _keep(worker: subprocess.Popen, port: int) -> None:
-    """Leave the stack running until Ctrl-C (or until the worker exits on its own)."""
+    """Leave the stack running until Ctrl-C or SIGTERM (or until the worker exits)."""
     _say(
         f"keeping     the broker and the worker up: browse http://127.0.0.1:{port}/ "
         "(Ctrl-C stops everything)"
     )
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly as on Ctrl-C
     try:
         while worker.poll() is None:
             time.sleep(0.5)
         _say(f"the worker exited with status {worker.returncode}")
     except KeyboardInterrupt:
         _say("\nstopping the worker and the broker")
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _stop(worker: subprocess.Popen) -> None:

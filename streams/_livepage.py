@@ -40,7 +40,7 @@ class LivePage:
         monitor: Any,
         *,
         points: int = 240,
-        sample_seconds: float = 2.0,
+        sample_seconds: float = 1.0,
         max_alerts: int = 200,
         worker: str = "",
     ) -> None:
