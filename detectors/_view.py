@@ -232,7 +232,7 @@ def history_values(stream: dict) -> dict[str, float | None]:
     out: dict[str, float | None] = {r["name"]: r["score"] for r in stream["rows"]}
     for name, v in (stream.get("metrics") or {}).items():
         if name != "count" and isinstance(v, (int, float)):
-            out["metric:" + name] = float(v)
+            out["metric:" + name] = round(float(v), 4)
     return out
 
 
@@ -329,20 +329,29 @@ def record_model(history: ScoreHistory, model: str, streams: list[dict], t: floa
 
 
 def detail_document(
-    monitor: Any, history: ScoreHistory, model: str, stream: str, name: str, alerts: list[dict]
+    monitor: Any,
+    history: ScoreHistory | None,
+    model: str,
+    stream: str,
+    name: str,
+    alerts: list[dict],
 ) -> dict | None:
     """What the page shows for one column: its distributions (``Monitor.feature_detail``),
-    its statistic's history with the stream's label metrics, and its alerts (``alerts``:
-    :func:`alert_row` dicts of the model, oldest first). None when there is no such column."""
+    its statistic's history with the stream's label metrics (unless ``history`` is None: a
+    report keeps one history per stream), and its alerts (``alerts``: :func:`alert_row`
+    dicts of the model, oldest first). None when there is no such column."""
     detail = monitor.feature_detail(model, stream, name)
     if detail is None:
         return None
-    key = history_key(model, stream)
-    names = [name, *[n for n in history.view(key)["series"] if n.startswith("metric:")]]
     mine = [
         a
         for a in alerts
         if (a["feature"] or a["kind"]) == name
         and stream_label(a["model_version"], a["segment"]) == stream
     ]
-    return {"detail": detail, "history": history.view(key, names), "alerts": mine}
+    out = {"detail": detail, "alerts": mine}
+    if history is not None:
+        key = history_key(model, stream)
+        names = [name, *[n for n in history.view(key)["series"] if n.startswith("metric:")]]
+        out["history"] = history.view(key, names)
+    return out

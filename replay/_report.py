@@ -86,18 +86,18 @@ class ReportBuilder:
 
         if self._last_time is not None:
             self._sample(self._last_time)  # the end-of-log point
-        models, details = [], {}
+        models, details, histories = [], {}, {}
         for model in self.monitor.models():
             streams = self.monitor.page_view(model)
             alerts = self._alerts.get(model, [])
             models.append({"model": model, "streams": streams, "alerts": alerts})
             for st in streams:
+                key = f"{model}\x1f{st['key']}"
+                histories[key] = self.history.view(key)  # one time axis per stream
                 for row in st["rows"]:
-                    det = detail_document(
-                        self.monitor, self.history, model, st["key"], row["name"], alerts
-                    )
+                    det = detail_document(self.monitor, None, model, st["key"], row["name"], alerts)
                     if det is not None:
-                        details[f"{model}\x1f{st['key']}\x1f{row['name']}"] = det
+                        details[f"{key}\x1f{row['name']}"] = det
         return {
             "mode": "report",
             "generated": time.time(),
@@ -113,6 +113,7 @@ class ReportBuilder:
             },
             "models": models,
             "details": details,
+            "histories": histories,
         }
 
     def write(self, path: str | os.PathLike[str], summary: Any) -> int:

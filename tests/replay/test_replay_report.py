@@ -40,8 +40,10 @@ def test_report_holds_the_alerts_distributions_and_history(cli, sample_plain, sa
         key = f"{a.model}\x1f{a.model_version}\x1f{a.feature}"
         det = doc["details"][key]
         assert [x["alert_id"] for x in det["alerts"]] == [a.alert_id]
-        assert len(det["history"]["t"]) >= 20
-        assert max(v for v in det["history"]["series"][a.feature] if v is not None) > 0.5
+        history = doc["histories"][f"{a.model}\x1f{a.model_version}"]
+        assert len(history["t"]) >= 20
+        assert len(history["series"][a.feature]) == len(history["t"])
+        assert max(v for v in history["series"][a.feature] if v is not None) > 0.5
         assert det["detail"]["current"] and det["detail"]["reference"]
     assert len(html) < 1_000_000
 
