@@ -181,16 +181,18 @@ def test_demo_keep_serves_the_page_until_ctrl_c(browser, tmp_path):
         assert out and out[-1].startswith("keeping"), text[-3000:]
         url = re.search(r"^page\s+(http://127\.0\.0\.1:\d+/)", text, re.M).group(1)
         worker_pid = int(re.search(r"^worker\s+pid (\d+)", text, re.M).group(1))
-        with urllib.request.urlopen(url + "page/data.json", timeout=5) as r:
+        with urllib.request.urlopen(url + "page/data.json?model=fraud", timeout=5) as r:
             doc = orjson.loads(r.read())
+        assert doc["selected"] == "fraud"
+        models = {m["model"]: m for m in doc["models"]}
+        assert set(models) == {"fraud", "eta"}
         firing = {
-            (m["model"], row["name"])
-            for m in doc["models"]
-            for s in m["streams"]
+            row["name"]
+            for s in models["fraud"]["streams"]
             for row in s["rows"]
             if row["state"] == "firing" and s["segment"] is None
         }
-        assert {("fraud", "distance_km"), ("fraud", "channel")} <= firing
+        assert {"distance_km", "channel"} <= firing
         with browser() as b:
             w = Watched(b)
             w.page.goto(url)
