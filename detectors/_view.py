@@ -305,9 +305,19 @@ def history_key(model: str, stream: str) -> str:
     return f"{model}\x1f{stream}"
 
 
+#: Alert kinds about the label error (they name no feature): the page's ``label_error`` row.
+_LABEL_KINDS = frozenset({"concept_drift", "performance"})
+
+
 def alert_row(alert: Any) -> dict:
-    """The fields of an alert the page shows (not its statistics: they can be long)."""
+    """The fields of an alert the page shows (not its statistics: they can be long), and
+    ``column``: the row of :func:`stream_rows` it belongs to (its feature, ``label_error``
+    for the label-error kinds, else its kind)."""
+    column = alert.feature
+    if column is None:
+        column = "label_error" if alert.kind in _LABEL_KINDS else alert.kind
     return {
+        "column": column,
         "alert_id": alert.alert_id,
         "status": alert.status,
         "kind": alert.kind,
@@ -346,8 +356,7 @@ def detail_document(
     mine = [
         a
         for a in alerts
-        if (a["feature"] or a["kind"]) == name
-        and stream_label(a["model_version"], a["segment"]) == stream
+        if a["column"] == name and stream_label(a["model_version"], a["segment"]) == stream
     ]
     out = {"detail": detail, "alerts": mine}
     if history is not None:

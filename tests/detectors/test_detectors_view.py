@@ -127,3 +127,34 @@ def test_page_embeds_a_document_that_cannot_close_its_script():
     assert b"driftline-data" in live and b'id="driftline-data" type' not in live
     for needle in (b"http://", b"https://", b"src=", b"@import"):
         assert needle not in live, needle
+
+
+def test_label_alerts_belong_to_the_label_error_row():
+    from driftline.detectors import alert_row
+    from driftline.schemas import LabelEvent, PredictionEvent
+
+    rnd = random.Random(11)
+    mon = Monitor(DetectionConfig(warmup=500, block=100))
+    events: list = []
+    for i in range(6000):
+        p = rnd.random()
+        truth = p > 0.5 if i < 3000 else rnd.random() < 0.5  # the model stops being right
+        events.append(
+            PredictionEvent(
+                model="m",
+                timestamp=1.7e9 + i,
+                prediction_id=f"p{i}",
+                features={"x": rnd.gauss(0, 1)},
+                prediction=p,
+            )
+        )
+        events.append(
+            LabelEvent(model="m", timestamp=1.7e9 + i + 0.5, prediction_id=f"p{i}", label=truth)
+        )
+    alerts = [a for a in mon.process(events) if a.kind in ("concept_drift", "performance")]
+    assert alerts and all(a.feature is None for a in alerts)
+    assert {alert_row(a)["column"] for a in alerts} == {"label_error"}
+    (stream,) = mon.page_view("m")
+    assert stream["metrics"]["accuracy"] < 0.8
+    row = next(r for r in stream["rows"] if r["name"] == "label_error")
+    assert row["role"] == "labels"

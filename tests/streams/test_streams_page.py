@@ -106,6 +106,10 @@ def test_page_and_report_show_the_drift(layout, start_worker, kit, browser, tmp_
     report = tmp_path / "report.html"
     with tempfile.TemporaryFile() as sink:
         replay_files([str(log)], sink, progress=False, report=report)
+    # a column that does not exist, a request without one: a clear error, not a crash
+    status, body = worker.get("/page/feature.json?model=shop&stream=-&name=nope")
+    assert status == 404 and b"no such column" in body
+    assert worker.get("/page/feature.json?model=shop")[0] == 400
     with browser() as b:
         _check_page(b, worker.port, expected, tmp_path)
         _check_report(b, report, expected, n_alerts, tmp_path)
@@ -113,7 +117,8 @@ def test_page_and_report_show_the_drift(layout, start_worker, kit, browser, tmp_
 
 def _check_page(browser, port: int, expected: list[dict], tmp_path: Path) -> None:
     live = Watched(browser)
-    live.page.goto(f"http://127.0.0.1:{port}/")
+    response = live.page.goto(f"http://127.0.0.1:{port}/")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
     _ready(live)
     # the drifting features are marked and the page lists the alerts, with their messages
     live.page.wait_for_selector("#features tr[data-f='x'][data-state='firing']", timeout=15_000)
