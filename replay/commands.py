@@ -176,6 +176,11 @@ def _run_replay(args: argparse.Namespace) -> int:
             if args.report:
                 return _fail("--report describes a detection run; it does not apply to --publish")
             return _run_publish(args, progress)
+        if args.report:
+            folder = os.path.dirname(os.path.abspath(args.report))
+            if not os.access(folder, os.W_OK | os.X_OK):
+                # before the run, not after it: a long replay should not end in this error
+                return _fail(f"{args.report}: cannot write the report there ({folder})")
         try:
             cfg, profile = _load_detection(args.config, args.baseline)
         except (OSError, ValueError) as exc:

@@ -63,3 +63,11 @@ def test_report_does_not_apply_to_publish(cli, sample_plain, tmp_path):
     assert run.status == 2
     assert "--report describes a detection run" in run.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_an_unwritable_report_is_refused_before_the_run(cli, sample_plain, tmp_path):
+    out = tmp_path / "alerts.jsonl"
+    run = cli("replay", sample_plain, "--out", out, "--report", tmp_path / "no" / "r.html")
+    assert run.status == 2
+    assert "cannot write the report there" in run.stderr
+    assert not out.exists(), "refused before replaying"
