@@ -222,3 +222,39 @@ def test_demo_keep_serves_the_page_until_ctrl_c(browser, tmp_path):
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+def test_report_shows_hostile_names_as_text(browser, tmp_path):
+    """Feature names and messages are data: the page escapes them, nothing runs."""
+    import orjson
+    from driftline.replay import replay_files
+
+    evil = '<img src=x onerror="document.title=1">'
+    log = tmp_path / "evil.jsonl"
+    log.write_bytes(
+        b"\n".join(
+            orjson.dumps(
+                {
+                    "model": "m</script><b>",
+                    "timestamp": 1.7e9 + i,
+                    "features": {evil: float(i % 7), "ok": 1.0},
+                    "prediction": 0.5,
+                }
+            )
+            for i in range(600)
+        )
+        + b"\n"
+    )
+    report = tmp_path / "evil.html"
+    with tempfile.TemporaryFile() as sink:
+        replay_files([str(log)], sink, progress=False, report=report)
+    with browser() as b:
+        w = Watched(b)
+        w.page.goto(report.as_uri())
+        _ready(w)
+        assert evil in w.page.inner_text("#features tbody")
+        assert "m</script><b>" in w.page.inner_text("#models tbody")
+        assert w.page.locator("img").count() == 0 and w.page.locator("#models b").count() == 0
+        assert w.page.locator("script").count() == 2  # the embedded document and the code
+        assert w.page.title() == "driftline"
+        assert w.errors == []
