@@ -12,7 +12,8 @@ documents built here:
   distribution, its statistic's recent history and the stream's realized label metrics.
 
 The history is sampled after a batch of a model, at most every ``sample_seconds`` of wall
-clock per model (the page is for people; a sample reads every column of the model, about a
+clock per model (the page is for people), and less often when sampling every model would take
+more than 1% of the worker's time (a sample reads every column of the model: a fraction of a
 millisecond per 20 features), at the batch's newest event time, and kept in memory only:
 ``points`` per stream, the oldest dropped. It is not checkpointed: after a restart or a
 rebalance the chart starts again (the detector state, and so the current statistics, are
@@ -43,16 +44,21 @@ class LivePage:
         sample_seconds: float = 1.0,
         max_alerts: int = 200,
         worker: str = "",
+        budget: float | None = 0.01,
     ) -> None:
         from driftline.detectors import ScoreHistory
 
         self.monitor = monitor
         self.history = ScoreHistory(points, 1e-9)
         self.sample_seconds = sample_seconds
+        #: Share of the worker's time the history may take (None: no limit): a model is
+        #: sampled at most every ``cost of its last sample x models / budget`` seconds.
+        self.budget = budget
         self.max_alerts = max_alerts
         self.worker = worker
         self._alerts: dict[str, deque] = {}
         self._sampled: dict[str, float] = {}  # model -> monotonic time of its last sample
+        self._cost: dict[str, float] = {}  # model -> seconds its last sample took
 
     def observe(self, events: list[Any], alerts: list[Any]) -> None:
         """After one processed batch: keep its alerts, sample the history of its models."""
@@ -75,8 +81,12 @@ class LivePage:
                 if t > newest.get(m, -1e300):
                     newest[m] = t
         now = time.monotonic()
+        share = self.budget / len(self._cost) if self.budget and self._cost else None
         for model, t in newest.items():
-            if now - self._sampled.get(model, -1e300) >= self.sample_seconds or alerts:
+            wait = self.sample_seconds
+            if share is not None:
+                wait = max(wait, self._cost.get(model, 0.0) / share)
+            if now - self._sampled.get(model, -1e300) >= wait or alerts:
                 self._sample(model, t, now)
 
     def _sample(self, model: str, t: float, now: float) -> None:
@@ -84,6 +94,7 @@ class LivePage:
 
         self._sampled[model] = now
         record_model(self.history, model, self.monitor.page_view(model), t)
+        self._cost[model] = time.monotonic() - now
 
     def _prune(self, models: list[str]) -> None:
         """Forget the history and alerts of models this worker no longer owns."""
@@ -92,6 +103,7 @@ class LivePage:
             del self._alerts[model]
         for model in [m for m in self._sampled if m not in owned]:
             del self._sampled[model]
+            self._cost.pop(model, None)
             self.history.forget(model + "\x1f")
 
     def document(self, selected: str | None = None) -> dict:

@@ -23,7 +23,7 @@ def _batch(model: str, start: int, n: int, shift: float, rnd: random.Random) -> 
 def test_document_details_and_history_follow_the_stream():
     rnd = random.Random(3)
     mon = Monitor(DetectionConfig(warmup=1000, block=250))
-    page = LivePage(mon, points=50, sample_seconds=0.0, max_alerts=3)
+    page = LivePage(mon, points=50, sample_seconds=0.0, max_alerts=3, budget=None)
     for start in range(0, 5000, 500):
         for model, shift in (("calm", 0.0), ("drifty", 2.0)):
             events = _batch(model, start, 500, shift, rnd)
@@ -47,3 +47,13 @@ def test_document_details_and_history_follow_the_stream():
     mon.drop_model("drifty")
     assert [m["model"] for m in page.document()["models"]] == ["calm"]
     assert page.history.view("drifty\x1f-") == {"t": [], "series": {}}
+
+
+def test_sampling_stays_within_its_share_of_the_worker():
+    rnd = random.Random(4)
+    mon = Monitor(DetectionConfig(warmup=1000, block=250))
+    page = LivePage(mon, sample_seconds=0.0, budget=1e-9)  # a sample costs far more than this
+    for start in range(0, 2000, 250):
+        events = _batch("calm", start, 250, 0.0, rnd)
+        page.observe(events, mon.process(events))
+    assert len(page.history.view("calm\x1f-")["t"]) == 1  # the first sample, then no more
