@@ -71,13 +71,15 @@ def stream_label(version: str | None, segment: dict | None) -> str:
 def _columns(st: Any) -> list[tuple[str, str, Any, Any, tuple[str, ...]]]:
     """(name, role, state, policy, enabled detectors) of every scored column of a stream."""
     out = []
-    enabled = st.settings.enabled
+    settings = st.settings
     for name in sorted(set(st.features) | set(st.policies)):
         f = st.features.get(name)
-        mask = ()
+        mask: tuple[str, ...] = ()
         if f is not None:
-            applies = _NUMERIC_DEFAULT if f.kind == "numeric" else ("frequency",)
-            mask = tuple(d for d in applies if enabled(name, d))
+            mask = _NUMERIC_DEFAULT if f.kind == "numeric" else ("frequency",)
+            chosen = settings.feature(name).detectors
+            if chosen is not None:
+                mask = tuple(d for d in mask if d in chosen)
         out.append((name, "feature", f, st.policies.get(name), mask))
     for name, f in sorted(st.outputs.items()):
         mask = _NUMERIC_DEFAULT if f.kind == "numeric" else ("frequency",)

@@ -8,8 +8,9 @@ lines. It needs no network to open.
 
 Cost and size are bounded whatever the log's length: the statistics are sampled every
 ``every`` events (doubling whenever the history halves, see ``ScoreHistory(compact=True)``),
-so a log gets at most about ``1.5 x points`` samples per model, and the alert list keeps the
-first ``max_alerts`` alerts (the count of the rest is shown).
+and never while the sampling so far has taken more than ``BUDGET`` of the run's time (a
+sample reads every column of every model: about a millisecond per 20 features), and the
+alert list keeps the first ``MAX_ALERTS`` alerts (the count of the rest is shown).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ __all__ = ["ReportBuilder"]
 
 #: Alerts listed in a report (each with its message); the rest are counted.
 MAX_ALERTS = 5000
+#: Share of the replay's time the sampling may take.
+BUDGET = 0.04
 
 
 class ReportBuilder:
@@ -50,6 +53,7 @@ class ReportBuilder:
         self._last_time: float | None = None
         #: Seconds spent building the report (sampling, the document, writing it).
         self.seconds = 0.0
+        self._began = time.perf_counter()
 
     def observe(self, events: list[Any], alerts: list[Any]) -> None:
         """After each ``Monitor.process`` batch: keep its alerts, sample every so often."""
@@ -66,7 +70,7 @@ class ReportBuilder:
             return
         self._last_time = events[-1].timestamp
         self._since += len(events)
-        if self._since >= self.every:
+        if self._since >= self.every and self.seconds <= BUDGET * (started - self._began):
             self._sample(self._last_time)
         self.seconds += time.perf_counter() - started
 
