@@ -67,6 +67,7 @@ from ._config import (
     load_config,
 )
 from ._monitor import Monitor
+from ._view import ScoreHistory, alert_row, detail_document, record_model
 from .exceptions import ConfigError, DetectorError, StateError
 
 __all__ = [
@@ -80,7 +81,11 @@ __all__ = [
     "FeatureConfig",
     "ModelConfig",
     "Monitor",
+    "ScoreHistory",
     "StateError",
+    "alert_row",
     "build_baseline",
+    "detail_document",
     "load_config",
+    "record_model",
 ]

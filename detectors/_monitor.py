@@ -11,6 +11,7 @@ from ._config import DetectionConfig
 from ._outcomes import EXPIRED, judged_output
 from ._state import decode_state, encode_state
 from ._stream import _KIND, _PREDICTION, _SEGMENT, _TIME, ModelStream
+from ._view import feature_detail, firing_count, stream_label, stream_rows
 from .exceptions import StateError
 
 __all__ = ["Monitor"]
@@ -266,6 +267,51 @@ class Monitor:
                 for v in sorted(versions, key=lambda v: (v is not None, v or ""))
             ],
         }
+
+    def _streams_of(self, model: str) -> list[ModelStream]:
+        """A model's streams: each version, then its tracked slices, in a fixed order."""
+        versions = self._models.get(model, {})
+        out = []
+        for v in sorted(versions, key=lambda v: (v is not None, v or "")):
+            st = versions[v]
+            out.append(st)
+            out.extend(child for _, child in sorted(st.slices.items()))
+        return out
+
+    def page_view(self, model: str, *, rows: bool = True) -> list[dict]:
+        """Per stream of a model (versions, then slices): what the live page and the report
+        show (see ``_view``): ``key`` (:func:`stream_label`), ``version``, ``segment``,
+        ``events``, ``labels_joined``, ``firing`` (columns with an incident), ``metrics``
+        (realized label metrics of the current window, or None) and, with ``rows``, ``rows``
+        (one per feature, output and the label error: statistic against threshold, incident
+        state). Reads state only: a few numpy calls per stream with ``rows``, a few dict
+        lookups without."""
+        out = []
+        for st in self._streams_of(model):
+            oc = st.outcomes
+            doc = {
+                "key": stream_label(st.version, st.segment),
+                "version": st.version,
+                "segment": st.segment,
+                "events": st.seq + len(st.pending),
+                "labels_joined": st.joins.counts["joined"],
+                "metrics": oc.metrics(oc.current()) if oc.task is not None else None,
+            }
+            if rows:
+                doc["rows"] = stream_rows(st)
+                doc["firing"] = sum(1 for r in doc["rows"] if r["state"] == "firing")
+            else:
+                doc["firing"] = firing_count(st)
+            out.append(doc)
+        return out
+
+    def feature_detail(self, model: str, stream: str, name: str) -> dict | None:
+        """Reference and current distribution of column ``name`` of the stream whose
+        :meth:`page_view` key is ``stream`` (None when there is no such column)."""
+        for st in self._streams_of(model):
+            if stream_label(st.version, st.segment) == stream:
+                return feature_detail(st, name)
+        return None
 
     def labels_joined(self, model: str) -> int:
         """Labels joined to their prediction so far in a model's streams (a cheap counter,

@@ -48,6 +48,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--baseline", metavar="PROFILE", help="reference profile (baseline build)")
     p.add_argument("--strict", action="store_true", help="stop with exit 1 at the first bad line")
     p.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="also write a self-contained HTML report (statistics against thresholds over "
+        "event time, distributions, alerts, bad lines); opens with no network",
+    )
+    p.add_argument(
         "--batch-size",
         type=_positive_int,
         metavar="N",
@@ -183,7 +189,14 @@ def _run_replay(args: argparse.Namespace) -> int:
         # most of a second) are even imported.
         check_inputs(args.inputs)
         if args.publish:
+            if args.report:
+                return _fail("--report describes a detection run; it does not apply to --publish")
             return _run_publish(args, progress)
+        if args.report:
+            folder = os.path.dirname(os.path.abspath(args.report))
+            if not os.access(folder, os.W_OK | os.X_OK):
+                # before the run, not after it: a long replay should not end in this error
+                return _fail(f"{args.report}: cannot write the report there ({folder})")
         try:
             cfg, profile = _load_detection(args.config, args.baseline, args.preset)
         except (OSError, ValueError) as exc:
@@ -199,6 +212,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
             progress=progress,
             show_bad=args.show_bad,
+            report=args.report,
         )
     except ReplayError as exc:
         return _fail(str(exc), exc.exit_status)
@@ -210,6 +224,8 @@ def _run_replay(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
+        if args.report:
+            print(f"report: {args.report}", file=sys.stderr)
     return 0
 
 

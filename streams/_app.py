@@ -288,9 +288,13 @@ def build_worker(
     metrics.bind_gauges(consumer_lag, processor.checkpoint_ages, processor.feature_drift)
     worker = Worker(app, processor, metrics, kafka, settings)
     if web_enabled:
-        from driftline.streams._web import add_views
+        from driftline.streams._livepage import LivePage
+
+        processor.page = LivePage(monitor, worker=f"{settings.web_host}:{settings.web_port}")
+        from driftline.streams._web import add_page_views, add_views
 
         add_views(worker)
+        add_page_views(worker)
     return worker
 
 

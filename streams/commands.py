@@ -137,6 +137,12 @@ def register(subparsers: Any) -> None:
     )
     demo.add_argument("--timeout", type=float, default=110.0, help="give up after seconds")
     demo.add_argument("--json", action="store_true", help="print alerts as JSON lines")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the alerts, leave the broker and the worker running (browse the live "
+        "page it prints) until Ctrl-C",
+    )
     demo.set_defaults(handler=_demo)
 
     alerts = subparsers.add_parser("alerts", help="read the alerts topic")
@@ -311,4 +317,4 @@ def _alerts_forward(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from driftline.streams._demo import run_demo
 
-    return run_demo(timeout=args.timeout, as_json=args.json)
+    return run_demo(timeout=args.timeout, as_json=args.json, keep=args.keep)
