@@ -34,6 +34,7 @@ import numpy as np
 
 from ._categorical import CategoricalFeature
 from ._config import StreamSettings
+from ._estimation import EstimateView, Estimator, predicted_classes, unavailable
 from ._numeric import NumericFeature, update_numeric
 from ._outcomes import UNITS as OUTCOME_UNITS
 from ._outcomes import LabelJoin, Outcomes
@@ -49,6 +50,7 @@ _PLAIN = frozenset({int, float, _NONE})
 _CAT_TYPES = frozenset({str, bool})
 _FEATURES, _KIND, _SEGMENT = attrgetter("features"), attrgetter("kind"), attrgetter("segment")
 _PREDICTION, _LATENCY = attrgetter("prediction"), attrgetter("latency_ms")
+_RAW, _PID = attrgetter("prediction_raw"), attrgetter("prediction_id")
 _TIME = attrgetter("timestamp")
 #: Stride of the type screen of numeric columns (see ``run_block``).
 _STRIDE = 4
@@ -173,6 +175,8 @@ class ModelStream:
         self.ref_version: str | None = None
         self.joins = LabelJoin(settings.label_ttl, settings.max_pending_labels)
         self.outcomes = Outcomes()
+        self.estimator: Estimator | None = None  # scores' estimated performance (baseline)
+        self.no_estimate = unavailable(profile)  # why there is none (for /status)
         self.share = 1.0
         self.slices: dict[tuple[str, str], ModelStream] = {}
         self.seg_counts: dict[str, dict[str, int]] = {}
@@ -218,6 +222,7 @@ class ModelStream:
         # changed when the first one arrived would make the features' thresholds depend on
         # how a consumer interleaves the topics (a slice goes by its model-wide stream)
         units += OUTCOME_UNITS if (self.parent or self).joins.counts["remembered"] else 0
+        units += self.estimator is not None  # the estimated accuracy (``_estimation``)
         return self.settings.false_alarms_per_million * self.share / 1e6 / max(units, 1)
 
     def _new_feature(self, name: str, kind: str) -> Any:
@@ -257,6 +262,12 @@ class ModelStream:
         op = profile.get("outcomes")
         if op:
             self.outcomes.seed(op, s, (op.get("start") or 0.0, op.get("end") or 0.0))
+        if op and op.get("calibration") and self.segment is None:
+            from ._calibration import Calibration
+
+            cal = Calibration.from_profile(op["calibration"])
+            span = (op.get("start") or 0.0, op.get("end") or 0.0)
+            self.estimator = Estimator(cal, s.window_blocks, span)
 
     def _inherit(self, other: ModelStream) -> None:
         """A new version: the outputs of ``other`` (the stable version) as the reference."""
@@ -551,6 +562,8 @@ class ModelStream:
                 out.append((seq, name, alert))
             if name == "prediction" and policy.adopting:
                 self.ref_version = None  # its own outputs become the reference
+        if self.estimator is not None and out_cols.get("prediction", (0, None))[1] is not None:
+            out.extend(self._run_estimate(preds, out_cols["prediction"][1], times, rate, ctx))
         self.out_seq += P
         self.out_blocks += 1
         return out
@@ -581,6 +594,22 @@ class ModelStream:
             f"Prediction latency shifted: p50 {r50:.4g} ms -> {p50:.4g} ms, p99 {r99:.4g} ms -> "
             f"{p99:.4g} ms (last block); {s.message}"
         )
+
+    def _run_estimate(self, preds, scores, times, rate, ctx) -> list[tuple[int, str, Any]]:
+        """Count a block of predictions into the estimate; its alarm through the policy."""
+        est = self.estimator
+        guess = predicted_classes(list(map(_RAW, preds)), scores, self.settings.decision_threshold)
+        no_id = list(map(_PID, preds)).count(None)
+        est.observe(scores, guess, times, no_id)
+        sigs = est.signals(self.settings, rate, est.unlabelled(len(self.joins)))
+        view = EstimateView(est, self.outcomes.seq)
+        out = []
+        for seq, alert in est.policy.step(
+            view, sigs, ctx=ctx, counters=self.counters, kind="estimated_performance", name=None
+        ):
+            est.fired_outcomes = self.outcomes.seq if alert.status == "firing" else -1
+            out.append((seq, "estimate", alert))
+        return out
 
     # ------------------------------------------------------------------ labels
     def add_outcome(self, entry: tuple, label: Any, time: float) -> list[tuple[int, str, Any]]:
@@ -808,6 +837,9 @@ class ModelStream:
                 "awaiting": len(self.joins),
                 **self.outcomes.summary(),
             },
+            "estimated_performance": (
+                self.no_estimate if self.estimator is None else self.estimator.summary()
+            ),
         }
         if self.segment is None:
             out["segments"] = [child.status() for _, child in sorted(self.slices.items())]
@@ -841,6 +873,8 @@ class ModelStream:
             "ref_version": self.ref_version,
             "joins": self.joins.to_state(),
             "outcomes": self.outcomes.to_state(),
+            "estimator": None if self.estimator is None else self.estimator.to_state(),
+            "no_estimate": self.no_estimate,
             "share": self.share,
             "seg_counts": {
                 k: [sorted(v), [v[x] for x in sorted(v)]] for k, v in self.seg_counts.items()
@@ -919,6 +953,9 @@ class ModelStream:
                 s["joins"], settings.label_ttl, settings.max_pending_labels
             )
             st.outcomes = Outcomes.from_state(s["outcomes"])
+            if s.get("estimator") is not None:  # absent in states before the estimate
+                st.estimator = Estimator.from_state(s["estimator"], settings.window_blocks)
+            st.no_estimate = s.get("no_estimate", st.no_estimate)
             st.share = float(s["share"])
             st.seg_counts = {
                 k: dict(zip(v[0], v[1], strict=True)) for k, v in s["seg_counts"].items()

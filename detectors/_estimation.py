@@ -1,0 +1,383 @@
+"""Model performance before the labels arrive: confidence-based estimation on the stream.
+
+Why: labels come days or weeks late, or never. With scores calibrated on the baseline's
+labelled predictions (``_calibration``), a prediction in calibration bin ``b`` is a positive
+with probability ``p_b``; judged positive it is right with probability ``p_b``, judged
+negative with ``1 - p_b``. So the expected confusion matrix of any set of predictions is a
+sum over bins of its counts, and accuracy, precision, recall, F1 and ROC AUC follow from the
+scores alone (what NannyML's CBPE does in batch chunks), per block of predictions.
+
+State: per prediction block, the counts of predictions per (bin, predicted class) (``2 K``
+small integers); a window is the last ``window_blocks`` blocks, as for the features and the
+realized metrics. Counts are summed, so windows and totals merge by addition, the state is
+a few arrays (no pickle), and it depends only on the predictions, never on batching.
+
+Intervals: the estimate of a window's metric has two errors, the outcomes themselves
+(Bernoulli around the calibrated probabilities) and the calibration (each bin's rate learnt
+from ``rows_b`` labelled predictions). Accuracy and precision combine both exactly to first
+order; recall, F1 (binomial on their expected denominators) and ROC AUC (Hanley and McNeil
+1982 on the expected class counts) are normal approximations. Each is a 95% interval.
+
+The alert (``estimated_performance``, detector ``estimated_accuracy``): the window's
+estimated accuracy below the reference's (the same estimate over the baseline's labelled
+predictions, so binning bias cancels). The estimate of a window is the mean of bounded
+per-prediction terms ``c_i`` (the probability of being right), so its lower tail is bounded
+by Bernstein's inequality, ``P(mean <= mu - t) <= exp(-n t^2 / (2 (v + t / 3)))`` with ``v``
+the variance of ``c`` over the reference, inflated by ``1 + n / N`` for the reference's own
+sampling error. No normal approximation in the far tail, where the checks are made: one
+check per prediction block at the per-check significance of every windowed test
+(``window_alpha``), on one budget unit of the stream. It resolves when the window's p-value
+is back above ``resolve_alpha``, or when labels have caught up (a full window of outcomes
+has been judged since it fired: the realized metrics of ``performance`` and
+``concept_drift`` take over).
+
+Left out: multiclass (one-vs-rest needs per-class scores the event does not carry today),
+regression, slices (estimation runs on the model-wide stream), and the comparison of
+estimated against realized metrics once labels arrive (a drifting calibration).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtri
+
+from ._calibration import Calibration
+from ._outcomes import as_truth, judged_output
+from ._policy import FeaturePolicy, window_alpha
+from ._signal import Signal
+from ._timefmt import rfc3339
+from .exceptions import StateError
+
+__all__ = [
+    "ESTIMATED_KIND",
+    "EstimateView",
+    "Estimator",
+    "estimated_metrics",
+    "predicted_classes",
+    "unavailable",
+]
+
+#: Alert kind of the estimate's alarms.
+ESTIMATED_KIND = "estimated_performance"
+_Z = float(ndtri(0.975))
+#: An estimated drop of accuracy at least this large is ``critical``.
+_CRITICAL = 0.05
+
+
+def unavailable(profile: dict | None) -> dict:
+    """The ``/status`` entry of a stream without an estimate, saying why."""
+    if profile is None:
+        why = (
+            "no baseline profile: the score calibration is learnt from a baseline's "
+            "labelled predictions (driftline baseline build)"
+        )
+    else:
+        why = (
+            "the baseline has no score calibration: it needs at least 1,000 labelled "
+            "predictions of a binary classifier with float scores"
+        )
+    return {"available": False, "reason": why}
+
+
+def predicted_classes(raws: list, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The predicted class (1.0, 0.0; nan: none) of each prediction: its ``label`` when the
+    prediction object carries one (``judged_output``), else ``score >= threshold``."""
+    with np.errstate(invalid="ignore"):
+        guess = np.where(np.isfinite(scores), (scores >= threshold).astype(np.float64), np.nan)
+    if dict not in set(map(type, raws)):
+        return guess
+    for i, raw in enumerate(raws):
+        if raw.__class__ is dict and raw.get("label") is not None:
+            t = as_truth(judged_output(raw, None))
+            guess[i] = np.nan if t is None else float(t)
+    return guess
+
+
+def _interval(value: float | None, se: float) -> list[float] | None:
+    if value is None or not math.isfinite(se):
+        return None
+    return [max(0.0, value - _Z * se), min(1.0, value + _Z * se)]
+
+
+def estimated_metrics(counts: np.ndarray, cal: Calibration) -> dict[str, Any]:
+    """Expected accuracy, precision, recall, F1 and ROC AUC of the predictions counted in
+    ``counts`` (bins x [judged negative, judged positive]), each with a 95% interval.
+
+    Examples
+    --------
+    >>> cal = Calibration((0.0, 0.5), (0.1, 0.9), (1000, 1000), ((1000, 0), (0, 1000)))
+    >>> m = estimated_metrics(np.array([[500, 0], [0, 500]]), cal)
+    >>> round(m["accuracy"], 3), round(m["roc_auc"], 3)
+    (0.9, 0.9)
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = float(counts.sum())
+    if n <= 0:
+        return {"count": 0}
+    p = np.asarray(cal.positive_rate)
+    rows = np.asarray(cal.rows, dtype=np.float64)
+    c0, c1 = counts[:, 0], counts[:, 1]
+    bern = p * (1.0 - p)
+    tp, fp, fn, tn = c1 @ p, c1 @ (1 - p), c0 @ p, c0 @ (1 - p)
+    out: dict[str, Any] = {"count": int(n)}
+    acc = (tp + tn) / n
+    se = math.sqrt((counts.sum(axis=1) @ bern) / n**2 + (((c1 - c0) / n) ** 2 * bern / rows).sum())
+    out["accuracy"], out["accuracy_interval"] = acc, _interval(acc, se)
+    npos = float(c1.sum())
+    if npos > 0:
+        prec = tp / npos
+        se = math.sqrt((c1 @ bern) / npos**2 + ((c1 / npos) ** 2 * bern / rows).sum())
+        out["precision"], out["precision_interval"] = prec, _interval(prec, se)
+    else:
+        out["precision"] = out["precision_interval"] = None
+    rec = tp / (tp + fn) if tp + fn > 0 else None
+    out["recall"] = rec
+    out["recall_interval"] = None if rec is None else _interval(rec, _binom(rec, tp + fn))
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else None
+    out["f1"] = f1
+    out["f1_interval"] = None if f1 is None else _interval(f1, _binom(f1, tp + (fp + fn) / 2))
+    auc, auc_se = _auc(counts.sum(axis=1), p)
+    out["roc_auc"], out["roc_auc_interval"] = auc, _interval(auc, auc_se)
+    return out
+
+
+def _binom(value: float, n: float) -> float:
+    return math.sqrt(value * (1.0 - value) / n) if n > 0 else math.inf
+
+
+def _auc(nb: np.ndarray, p: np.ndarray) -> tuple[float | None, float]:
+    """Expected ROC AUC of bins ordered by score (ties within a bin count half) and its
+    Hanley-McNeil standard error on the expected class counts."""
+    pos, neg = nb * p, nb * (1.0 - p)
+    P, N = float(pos.sum()), float(neg.sum())
+    if P <= 0 or N <= 0:
+        return None, math.inf
+    above = np.cumsum(pos[::-1])[::-1] - pos  # positives in higher bins
+    a = float((neg * (above + 0.5 * pos)).sum() / (P * N))
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (P - 1) * (q1 - a * a) + (N - 1) * (q2 - a * a)) / (P * N)
+    return a, math.sqrt(max(var, 0.0))
+
+
+class Estimator:
+    """The estimated performance of one model stream's predictions, per window of blocks."""
+
+    __slots__ = (
+        "blocks",
+        "cal",
+        "fired_outcomes",
+        "policy",
+        "ref",
+        "ref_span",
+        "resolve_reason",
+        "ring",
+        "spans",
+        "total",
+        "unidentified",
+    )
+
+    def __init__(self, cal: Calibration, window_blocks: int, ref_span: tuple[float, float]):
+        self.cal = cal
+        k = len(cal.starts)
+        self.ref = np.array(cal.guessed, dtype=np.float64)  # (K, 2) reference counts
+        self.ref_span = (float(ref_span[0]), float(ref_span[1]))
+        self.ring = np.zeros((window_blocks, k, 2))  # counts per block of the window
+        self.spans = np.full((window_blocks, 2), np.nan)  # event-time span per block
+        self.unidentified = np.zeros(window_blocks)  # predictions without an id, per block
+        self.total = np.zeros((k, 2))  # every prediction counted
+        self.blocks = 0
+        self.policy = FeaturePolicy()
+        self.fired_outcomes = -1  # outcomes judged when the open incident fired
+        self.resolve_reason = "returned_to_reference"
+
+    # ------------------------------------------------------------------ processing
+    def observe(self, scores: np.ndarray, guess: np.ndarray, times: np.ndarray, no_id: int):
+        """Count one block of predictions: float ``scores`` (nan: not a score, skipped),
+        their predicted class ``guess`` (0/1; nan: none)."""
+        ok = np.isfinite(scores) & np.isfinite(guess)
+        k = len(self.cal.starts)
+        code = self.cal.bins(scores[ok]) * 2 + guess[ok].astype(np.int64)
+        counts = np.bincount(code, minlength=2 * k).reshape(k, 2).astype(np.float64)
+        slot = self.blocks % len(self.ring)
+        self.ring[slot] = counts
+        self.spans[slot] = (times[0], times[-1])
+        self.unidentified[slot] = no_id
+        self.total += counts
+        self.blocks += 1
+
+    def full(self) -> bool:
+        return self.blocks >= len(self.ring)
+
+    def _correct(self) -> np.ndarray:
+        p = np.asarray(self.cal.positive_rate)
+        return np.stack([1.0 - p, p], axis=1)  # P(right) per (bin, judged class)
+
+    def test(self, counts: np.ndarray) -> tuple[float, float, float]:
+        """(reference accuracy, window accuracy, one-sided Bernstein p-value of a drop)."""
+        c = self._correct()
+        big_n, n = float(self.ref.sum()), float(counts.sum())
+        mu0 = float((self.ref * c).sum() / big_n)
+        if n <= 0:
+            return mu0, math.nan, 1.0
+        var = max(float((self.ref * c * c).sum() / big_n) - mu0 * mu0, 0.0)
+        acc = float((counts * c).sum() / n)
+        t = mu0 - acc
+        if t <= 0:
+            return mu0, acc, 1.0
+        v = var * (1.0 + n / big_n)
+        return mu0, acc, min(1.0, math.exp(-n * t * t / (2.0 * (v + t / 3.0))))
+
+    def signals(self, settings: Any, rate: float, unlabelled: int) -> list[Signal]:
+        """The window's alarm, checked once per block at ``window_alpha``, or nothing."""
+        if not self.full():
+            return []
+        window = self.ring.sum(axis=0)
+        mu0, acc, p = self.test(window)
+        alpha = window_alpha(rate, settings.block)
+        if not p < alpha:
+            return []
+        est = estimated_metrics(window, self.cal)
+        ref = estimated_metrics(self.ref, self.cal)
+        n = int(window.sum())
+        lo, hi = est["accuracy_interval"]
+        stats = {
+            "statistic": "bernstein_mean",
+            "metric": "accuracy",
+            "before": mu0,
+            "after": acc,
+            "effect": acc - mu0,
+            "interval": [lo, hi],
+            "p_value": p,
+            "threshold_p": alpha,
+            "unlabelled": unlabelled,
+            "estimated_metrics": est,
+            "reference_metrics": ref,
+            "calibration_bins": len(self.cal.starts),
+        }
+        msg = (
+            f"Estimated performance drop: the model's accuracy estimated from its calibrated "
+            f"scores fell from {mu0:.1%} (reference) to {acc:.1%} (95% interval "
+            f"{lo:.1%} to {hi:.1%}) over the last {n:,} predictions, {unlabelled:,} of them "
+            f"still unlabelled; one-sided Bernstein p={p:.2g} < {alpha:.2g}."
+        )
+        return [
+            Signal(
+                detector="estimated_accuracy",
+                index=0,
+                severity="critical" if mu0 - acc >= _CRITICAL else "warning",
+                statistics=stats,
+                window={"reference": self._ref_window(), "current": self._window(n)},
+                message=msg,
+                extra={"kind": ESTIMATED_KIND, "detector": "estimated_accuracy"},
+            )
+        ]
+
+    def unlabelled(self, awaiting: int) -> int:
+        """Predictions of the window not labelled yet: at most those without an id plus
+        every prediction still awaiting its label."""
+        n = int(self.ring.sum())
+        return min(n, int(self.unidentified.sum()) + awaiting)
+
+    def _ref_window(self) -> dict:
+        a, b = self.ref_span
+        return {"start": rfc3339(a), "end": rfc3339(b), "count": int(self.ref.sum())}
+
+    def _window(self, n: int) -> dict:
+        spans = self.spans[np.isfinite(self.spans[:, 0])]
+        return {
+            "start": rfc3339(float(spans[:, 0].min())),
+            "end": rfc3339(float(spans[:, 1].max())),
+            "count": n,
+        }
+
+    # ------------------------------------------------------------------ views
+    def summary(self) -> dict:
+        window = self.ring.sum(axis=0)
+        return {
+            "available": True,
+            "method": "confidence-based (isotonic calibration from the baseline)",
+            "calibration_bins": len(self.cal.starts),
+            "reference": estimated_metrics(self.ref, self.cal),
+            "window": estimated_metrics(window, self.cal),
+            "total": estimated_metrics(self.total, self.cal),
+            "alert": self.policy.active,
+        }
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict:
+        return {
+            "calibration": self.cal.to_profile(),
+            "ref_span": np.array(self.ref_span),
+            "ring": self.ring,
+            "spans": self.spans,
+            "unidentified": self.unidentified,
+            "total": self.total,
+            "counts": np.array([self.blocks, self.fired_outcomes], dtype=np.int64),
+            "policy": self.policy.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, s: dict, window_blocks: int) -> Estimator:
+        try:
+            cal = Calibration.from_profile(s["calibration"], "state: calibration")
+        except ValueError as exc:
+            raise StateError(str(exc)) from None
+        e = cls(cal, window_blocks, tuple(float(v) for v in s["ref_span"]))
+        ring = np.asarray(s["ring"], dtype=np.float64)
+        if ring.shape[1:] != e.ring.shape[1:]:
+            raise StateError("state: estimator window and calibration disagree")
+        e.total = np.asarray(s["total"], dtype=np.float64)
+        e.blocks, e.fired_outcomes = (int(v) for v in s["counts"])
+        e.policy = FeaturePolicy.from_state(s["policy"])
+        if ring.shape[0] == window_blocks:
+            e.ring = ring
+            e.spans = np.asarray(s["spans"], dtype=np.float64)
+            e.unidentified = np.asarray(s["unidentified"], dtype=np.float64)
+        else:  # the window option changed: the window restarts
+            e.blocks = 0
+        return e
+
+
+class EstimateView:
+    """The estimate as the alert policy sees it (live reference, resolution test)."""
+
+    __slots__ = ("est", "judged")
+
+    kind = "estimate"
+    name = "estimated accuracy"
+
+    def __init__(self, est: Estimator, judged: int) -> None:
+        self.est = est
+        self.judged = judged  # outcomes judged so far by the stream
+
+    live = True
+
+    def restart_reference(self) -> None:
+        """Adopt the current window as the reference (the policy's re-adoption)."""
+        est = self.est
+        window = est.ring.sum(axis=0)
+        if window.sum() > 0:
+            est.ref = window
+            est.ref_span = (float(np.nanmin(est.spans[:, 0])), float(np.nanmax(est.spans[:, 1])))
+
+    def reference_span(self) -> tuple[float, float, int]:
+        a, b = self.est.ref_span
+        return a, b, int(self.est.ref.sum())
+
+    @property
+    def resolve_reason(self) -> str:
+        """Why the incident resolves when :meth:`window_pvalues` lets it (``_policy``)."""
+        return self.est.resolve_reason
+
+    def window_pvalues(self) -> tuple[float, ...] | None:
+        """The window's p-value of a drop; 1.0 once labels have caught up (a full window
+        of outcomes judged since the incident fired)."""
+        est = self.est
+        if est.fired_outcomes >= 0 and self.judged - est.fired_outcomes >= int(est.ring.sum()):
+            est.resolve_reason = "labels_caught_up"
+            return (1.0,)
+        est.resolve_reason = "returned_to_reference"
+        return (est.test(est.ring.sum(axis=0))[2],)
