@@ -85,9 +85,8 @@ def unavailable(profile: dict | None) -> dict:
 def predicted_classes(raws: list, scores: np.ndarray, threshold: float) -> np.ndarray:
     """The predicted class (1.0, 0.0; nan: none) of each prediction: its ``label`` when the
     prediction object carries one (``judged_output``), else ``score >= threshold``."""
-    with np.errstate(invalid="ignore"):
-        guess = np.where(np.isfinite(scores), (scores >= threshold).astype(np.float64), np.nan)
-    if dict not in set(map(type, raws)):
+    guess = (scores >= threshold).astype(np.float64)  # nan scores are skipped by observe
+    if raws.count(None) == len(raws) or dict not in set(map(type, raws)):
         return guess
     for i, raw in enumerate(raws):
         if raw.__class__ is dict and raw.get("label") is not None:
@@ -166,12 +165,15 @@ class Estimator:
     """The estimated performance of one model stream's predictions, per window of blocks."""
 
     __slots__ = (
+        "_correct",
+        "_edges",
         "blocks",
         "cal",
         "fired_outcomes",
         "policy",
         "ref",
         "ref_span",
+        "remembered",
         "resolve_reason",
         "ring",
         "spans",
@@ -182,6 +184,9 @@ class Estimator:
     def __init__(self, cal: Calibration, window_blocks: int, ref_span: tuple[float, float]):
         self.cal = cal
         k = len(cal.starts)
+        self._edges = np.asarray(cal.starts[1:])
+        p = np.asarray(cal.positive_rate)
+        self._correct = np.stack([1.0 - p, p], axis=1)  # P(right) per (bin, judged class)
         self.ref = np.array(cal.guessed, dtype=np.float64)  # (K, 2) reference counts
         self.ref_span = (float(ref_span[0]), float(ref_span[1]))
         self.ring = np.zeros((window_blocks, k, 2))  # counts per block of the window
@@ -189,6 +194,7 @@ class Estimator:
         self.unidentified = np.zeros(window_blocks)  # predictions without an id, per block
         self.total = np.zeros((k, 2))  # every prediction counted
         self.blocks = 0
+        self.remembered = 0  # the label join's count of remembered predictions, last block
         self.policy = FeaturePolicy()
         self.fired_outcomes = -1  # outcomes judged when the open incident fired
         self.resolve_reason = "returned_to_reference"
@@ -199,7 +205,8 @@ class Estimator:
         their predicted class ``guess`` (0/1; nan: none)."""
         ok = np.isfinite(scores) & np.isfinite(guess)
         k = len(self.cal.starts)
-        code = self.cal.bins(scores[ok]) * 2 + guess[ok].astype(np.int64)
+        code = np.searchsorted(self._edges, scores[ok], side="right") * 2
+        code += guess[ok].astype(np.int64)
         counts = np.bincount(code, minlength=2 * k).reshape(k, 2).astype(np.float64)
         slot = self.blocks % len(self.ring)
         self.ring[slot] = counts
@@ -211,13 +218,9 @@ class Estimator:
     def full(self) -> bool:
         return self.blocks >= len(self.ring)
 
-    def _correct(self) -> np.ndarray:
-        p = np.asarray(self.cal.positive_rate)
-        return np.stack([1.0 - p, p], axis=1)  # P(right) per (bin, judged class)
-
     def test(self, counts: np.ndarray) -> tuple[float, float, float]:
         """(reference accuracy, window accuracy, one-sided Bernstein p-value of a drop)."""
-        c = self._correct()
+        c = self._correct
         big_n, n = float(self.ref.sum()), float(counts.sum())
         mu0 = float((self.ref * c).sum() / big_n)
         if n <= 0:
@@ -230,8 +233,9 @@ class Estimator:
         v = var * (1.0 + n / big_n)
         return mu0, acc, min(1.0, math.exp(-n * t * t / (2.0 * (v + t / 3.0))))
 
-    def signals(self, settings: Any, rate: float, unlabelled: int) -> list[Signal]:
-        """The window's alarm, checked once per block at ``window_alpha``, or nothing."""
+    def signals(self, settings: Any, rate: float, joins: Any) -> list[Signal]:
+        """The window's alarm, checked once per block at ``window_alpha``, or nothing
+        (``joins``: the stream's label join, for the count of unlabelled predictions)."""
         if not self.full():
             return []
         window = self.ring.sum(axis=0)
@@ -241,6 +245,7 @@ class Estimator:
             return []
         est = estimated_metrics(window, self.cal)
         ref = estimated_metrics(self.ref, self.cal)
+        unlabelled = self.unlabelled(len(joins))
         n = int(window.sum())
         lo, hi = est["accuracy_interval"]
         stats = {
@@ -315,7 +320,7 @@ class Estimator:
             "spans": self.spans,
             "unidentified": self.unidentified,
             "total": self.total,
-            "counts": np.array([self.blocks, self.fired_outcomes], dtype=np.int64),
+            "counts": np.array([self.blocks, self.fired_outcomes, self.remembered], dtype=np.int64),
             "policy": self.policy.to_state(),
         }
 
@@ -330,7 +335,7 @@ class Estimator:
         if ring.shape[1:] != e.ring.shape[1:]:
             raise StateError("state: estimator window and calibration disagree")
         e.total = np.asarray(s["total"], dtype=np.float64)
-        e.blocks, e.fired_outcomes = (int(v) for v in s["counts"])
+        e.blocks, e.fired_outcomes, e.remembered = (int(v) for v in s["counts"])
         e.policy = FeaturePolicy.from_state(s["policy"])
         if ring.shape[0] == window_blocks:
             e.ring = ring

@@ -50,7 +50,7 @@ _PLAIN = frozenset({int, float, _NONE})
 _CAT_TYPES = frozenset({str, bool})
 _FEATURES, _KIND, _SEGMENT = attrgetter("features"), attrgetter("kind"), attrgetter("segment")
 _PREDICTION, _LATENCY = attrgetter("prediction"), attrgetter("latency_ms")
-_RAW, _PID = attrgetter("prediction_raw"), attrgetter("prediction_id")
+_RAW = attrgetter("prediction_raw")
 _TIME = attrgetter("timestamp")
 #: Stride of the type screen of numeric columns (see ``run_block``).
 _STRIDE = 4
@@ -599,9 +599,11 @@ class ModelStream:
         """Count a block of predictions into the estimate; its alarm through the policy."""
         est = self.estimator
         guess = predicted_classes(list(map(_RAW, preds)), scores, self.settings.decision_threshold)
-        no_id = list(map(_PID, preds)).count(None)
-        est.observe(scores, guess, times, no_id)
-        sigs = est.signals(self.settings, rate, est.unlabelled(len(self.joins)))
+        # predictions with an id were remembered by the label join before their block
+        remembered = self.joins.counts["remembered"]
+        est.observe(scores, guess, times, len(preds) - (remembered - est.remembered))
+        est.remembered = remembered
+        sigs = est.signals(self.settings, rate, self.joins)
         view = EstimateView(est, self.outcomes.seq)
         out = []
         for seq, alert in est.policy.step(
