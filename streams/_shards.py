@@ -216,9 +216,9 @@ class ShardProcessor:
         self._pending: list[Awaitable] = []
         self.last_alert: dict[str, dict] = {}
         self.processed = 0
-        self.windows = WindowBook(
-            window_seconds, window_count, monitor.labels_joined, monitor.outcome_totals
-        )
+        # outcome metrics per window where the monitor keeps them (test doubles may not)
+        outcomes = getattr(monitor, "outcome_totals", None)
+        self.windows = WindowBook(window_seconds, window_count, monitor.labels_joined, outcomes)
         self._kind_of_topic = {topic: kind for kind, topic in sources.items()}
         # the shard whose batch is being handled, and the dead letters it sent so far
         self._here: tuple[int, _Shard, list[tuple]] | None = None
