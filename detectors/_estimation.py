@@ -70,16 +70,18 @@ _CRITICAL = 0.05
 def unavailable(profile: dict | None) -> dict:
     """The ``/status`` entry of a stream without an estimate, saying why."""
     if profile is None:
+        cause = "no_baseline"
         why = (
             "no baseline profile: the score calibration is learnt from a baseline's "
             "labelled predictions (driftline baseline build)"
         )
     else:
+        cause = "no_calibration"
         why = (
             "the baseline has no score calibration: it needs at least 1,000 labelled "
             "predictions of a binary classifier with float scores"
         )
-    return {"available": False, "reason": why}
+    return {"available": False, "cause": cause, "reason": why}
 
 
 def predicted_classes(raws: list, scores: np.ndarray, threshold: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from driftline.replay._badlines import BadLineLog
 from driftline.replay._decode import decode_batches
 from driftline.replay._inputs import STDIN, check_inputs, display_name, open_lines
 from driftline.replay._progress import Progress
-from driftline.replay._summary import ReplaySummary
+from driftline.replay._summary import ReplaySummary, estimate_lines
 from driftline.replay.exceptions import ReplayError
 
 __all__ = ["DEFAULT_BATCH_SIZE", "fewer_collections", "open_output", "replay_files"]
@@ -210,4 +210,7 @@ def replay_files(
         alerts_by_kind=dict(sorted(alerts_by_kind.items())),
         alerts_by_feature=dict(sorted(alerts_by.items())),
         elapsed_seconds=elapsed,
+        estimated=tuple(
+            line for m in monitor.models() for line in estimate_lines(monitor.status(m))
+        ),
     )

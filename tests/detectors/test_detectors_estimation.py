@@ -11,6 +11,7 @@ from driftline.detectors._calibration import MIN_ROWS, Calibration, learn_calibr
 from driftline.detectors._estimation import estimated_metrics
 from driftline.detectors._state import decode_state, encode_state
 from driftline.detectors.exceptions import ConfigError
+from driftline.replay._summary import estimate_lines
 from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
 from scipy.stats import mannwhitneyu
 
@@ -174,6 +175,8 @@ def test_a_covariate_shift_to_harder_inputs_alerts_with_no_labels(baseline):
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         lo, hi = win["window"][f"{name}_interval"]
         assert lo <= win["window"][name] <= hi
+    (line,) = estimate_lines(mon.status("m"))  # replay's summary
+    assert line.startswith("m (version any): accuracy ") and "ROC AUC" in line
 
 
 def test_stationary_stream_raises_no_estimated_alert(baseline):
