@@ -164,7 +164,8 @@ def estimate_cost(cfg: DetectionConfig, warm: list, events: list) -> None:
         best = min(best, time.process_time() - c0)
     print(
         f"estimate cost: {best / (len(blocks) * B) * 1e6:.3f} us CPU per prediction (the "
-        f"estimate step alone, on {len(blocks)} blocks of {B} predictions, best of 5)"
+        f"estimate step alone, on {len(blocks)} blocks of {B} predictions, "
+        f"{len(st.estimator.cal.starts)} calibration bins, best of 5)"
     )
 
 
