@@ -31,9 +31,18 @@ is back above ``resolve_alpha``, or when labels have caught up (a full window of
 has been judged since it fired: the realized metrics of ``performance`` and
 ``concept_drift`` take over).
 
+When labels arrive (:class:`CalibrationCheck`), each judged outcome whose prediction was a
+float score is compared with what the calibration expected of it: over the last
+:data:`CHECK_BLOCKS` outcome blocks, the realized number of right predictions against the
+sum of their calibrated probabilities of being right. Under a calibration that still holds,
+their difference is a sum of independent centred bounded terms (Bernstein again, with the
+variance of the outcomes plus that of the map's bin rates); a persistent shortfall is the
+concept drifting in a way the scores cannot see: a ``concept_drift`` alert on the feature
+``calibration`` (detector ``calibration``), with its own incident and one budget unit.
+
 Left out: multiclass (one-vs-rest needs per-class scores the event does not carry today),
-regression, slices (estimation runs on the model-wide stream), and the comparison of
-estimated against realized metrics once labels arrive (a drifting calibration).
+regression, slices (estimation runs on the model-wide stream), and the calibration check of
+predictions that carry a predicted class (the label join keeps the class, not the score).
 """
 
 from __future__ import annotations
@@ -52,7 +61,9 @@ from ._timefmt import rfc3339
 from .exceptions import StateError
 
 __all__ = [
+    "CHECK_BLOCKS",
     "ESTIMATED_KIND",
+    "CalibrationCheck",
     "EstimateView",
     "Estimator",
     "estimated_metrics",
@@ -65,6 +76,16 @@ ESTIMATED_KIND = "estimated_performance"
 _Z = float(ndtri(0.975))
 #: An estimated drop of accuracy at least this large is ``critical``.
 _CRITICAL = 0.05
+#: Outcome blocks the calibration check looks back over (2,048 outcomes by default).
+CHECK_BLOCKS = 16
+
+
+def _bernstein(n: float, t: float, v: float) -> float:
+    """One-sided tail bound of a mean of ``n`` terms in [0, 1] with variance ``v`` falling
+    ``t`` below its expectation."""
+    if n <= 0 or t <= 0:
+        return 1.0
+    return min(1.0, math.exp(-n * t * t / (2.0 * (v + t / 3.0))))
 
 
 def unavailable(profile: dict | None) -> dict:
@@ -171,6 +192,7 @@ class Estimator:
         "_edges",
         "blocks",
         "cal",
+        "check",
         "fired_outcomes",
         "policy",
         "ref",
@@ -200,6 +222,7 @@ class Estimator:
         self.policy = FeaturePolicy()
         self.fired_outcomes = -1  # outcomes judged when the open incident fired
         self.resolve_reason = "returned_to_reference"
+        self.check = CalibrationCheck(self)
 
     # ------------------------------------------------------------------ processing
     def observe(self, scores: np.ndarray, guess: np.ndarray, times: np.ndarray, no_id: int):
@@ -232,8 +255,7 @@ class Estimator:
         t = mu0 - acc
         if t <= 0:
             return mu0, acc, 1.0
-        v = var * (1.0 + n / big_n)
-        return mu0, acc, min(1.0, math.exp(-n * t * t / (2.0 * (v + t / 3.0))))
+        return mu0, acc, _bernstein(n, t, var * (1.0 + n / big_n))
 
     def signals(self, settings: Any, rate: float, joins: Any) -> list[Signal]:
         """The window's alarm, checked once per block at ``window_alpha``, or nothing
@@ -311,6 +333,7 @@ class Estimator:
             "window": estimated_metrics(window, self.cal),
             "total": estimated_metrics(self.total, self.cal),
             "alert": self.policy.active,
+            "calibration_check": self.check.summary(),
         }
 
     # ------------------------------------------------------------------ state
@@ -324,6 +347,7 @@ class Estimator:
             "total": self.total,
             "counts": np.array([self.blocks, self.fired_outcomes, self.remembered], dtype=np.int64),
             "policy": self.policy.to_state(),
+            "check": self.check.to_state(),
         }
 
     @classmethod
@@ -339,6 +363,8 @@ class Estimator:
         e.total = np.asarray(s["total"], dtype=np.float64)
         e.blocks, e.fired_outcomes, e.remembered = (int(v) for v in s["counts"])
         e.policy = FeaturePolicy.from_state(s["policy"])
+        if "check" in s:
+            e.check.load(s["check"])
         if ring.shape[0] == window_blocks:
             e.ring = ring
             e.spans = np.asarray(s["spans"], dtype=np.float64)
@@ -388,3 +414,153 @@ class EstimateView:
             return (1.0,)
         est.resolve_reason = "returned_to_reference"
         return (est.test(est.ring.sum(axis=0))[2],)
+
+
+class CalibrationCheck:
+    """Realized against expected right predictions of the judged outcomes (module notes).
+
+    Per outcome block: the outcomes counted per (bin, predicted class) and how many were
+    right; the window is the last :data:`CHECK_BLOCKS` blocks.
+    """
+
+    __slots__ = ("blocks", "est", "policy", "right", "ring", "spans")
+
+    kind = "numeric"
+    name = "calibration"
+    live = True
+
+    def __init__(self, est: Estimator) -> None:
+        self.est = est
+        k = len(est.cal.starts)
+        self.ring = np.zeros((CHECK_BLOCKS, k, 2))
+        self.right = np.zeros(CHECK_BLOCKS)
+        self.spans = np.full((CHECK_BLOCKS, 2), np.nan)
+        self.blocks = 0
+        self.policy = FeaturePolicy()
+
+    def observe(self, rows: list, threshold: float) -> None:
+        """Count one outcome block ``(time, judged output, label)``: rows whose output is a
+        float score and whose label is binary."""
+        scores, guess, truth = [], [], []
+        for _, pred, label in rows:
+            t = as_truth(label) if pred.__class__ is float else None
+            if t is not None and math.isfinite(pred):
+                scores.append(pred)
+                guess.append(pred >= threshold)
+                truth.append(t)
+        est = self.est
+        k = len(est.cal.starts)
+        g = np.array(guess, dtype=np.int64)
+        code = np.searchsorted(est._edges, np.array(scores), side="right") * 2 + g
+        slot = self.blocks % CHECK_BLOCKS
+        self.ring[slot] = np.bincount(code, minlength=2 * k).reshape(k, 2)
+        self.right[slot] = float((g == np.array(truth, dtype=np.int64)).sum())
+        times = [r[0] for r in rows]
+        self.spans[slot] = (min(times), max(times))
+        self.blocks += 1
+
+    def test(self) -> tuple[float, float, float, float]:
+        """(outcomes, expected accuracy, realized accuracy, one-sided p-value of a
+        shortfall) over the window."""
+        est = self.est
+        counts = self.ring.sum(axis=0)
+        n = float(counts.sum())
+        if n <= 0:
+            return 0.0, math.nan, math.nan, 1.0
+        c = est._correct
+        expected = float((counts * c).sum() / n)
+        realized = float(self.right.sum() / n)
+        p = np.asarray(est.cal.positive_rate)
+        bern = p * (1.0 - p)
+        v_out = float((counts.sum(axis=1) * bern).sum() / n)
+        rows = np.asarray(est.cal.rows, dtype=np.float64)
+        v_map = float((((counts[:, 1] - counts[:, 0]) / n) ** 2 * bern / rows).sum())
+        return n, expected, realized, _bernstein(n, expected - realized, v_out + n * v_map)
+
+    def signals(self, settings: Any, rate: float) -> list[Signal]:
+        if self.blocks < CHECK_BLOCKS:
+            return []
+        n, expected, realized, p = self.test()
+        alpha = window_alpha(rate, settings.outcome_block)
+        if not p < alpha:
+            return []
+        spans = self.spans
+        stats = {
+            "statistic": "bernstein_mean",
+            "metric": "accuracy",
+            "before": expected,
+            "after": realized,
+            "effect": realized - expected,
+            "p_value": p,
+            "threshold_p": alpha,
+            "estimated_metrics": estimated_metrics(self.ring.sum(axis=0), self.est.cal),
+        }
+        msg = (
+            f"Calibration drift: over the last {int(n):,} labelled predictions the model was "
+            f"right {realized:.1%} of the time where its calibrated scores expected "
+            f"{expected:.1%}: the relation between scores and outcomes has changed, so "
+            f"estimates from scores overstate its quality; one-sided Bernstein p={p:.2g} < "
+            f"{alpha:.2g}."
+        )
+        window = {
+            "reference": self.est._ref_window(),
+            "current": {
+                "start": rfc3339(float(np.nanmin(spans[:, 0]))),
+                "end": rfc3339(float(np.nanmax(spans[:, 1]))),
+                "count": int(n),
+            },
+        }
+        return [
+            Signal(
+                detector="calibration",
+                index=0,
+                severity="critical" if expected - realized >= _CRITICAL else "warning",
+                statistics=stats,
+                window=window,
+                message=msg,
+                extra={"kind": "concept_drift", "detector": "calibration"},
+            )
+        ]
+
+    # the policy's view (resolution, re-adoption)
+    def restart_reference(self) -> None:
+        """Nothing to adopt without new labelled scores: the window starts over."""
+        self.blocks = 0
+        self.ring[:] = 0.0
+        self.right[:] = 0.0
+
+    def reference_span(self) -> tuple[float, float, int]:
+        a, b = self.est.ref_span
+        return a, b, int(self.est.ref.sum())
+
+    def window_pvalues(self) -> tuple[float, ...] | None:
+        return (self.test()[3],) if self.blocks >= CHECK_BLOCKS else None
+
+    def summary(self) -> dict:
+        n, expected, realized, p = self.test()
+        return {
+            "outcomes": int(n),
+            "expected_accuracy": None if n <= 0 else expected,
+            "realized_accuracy": None if n <= 0 else realized,
+            "p_value": p,
+            "alert": self.policy.active,
+        }
+
+    def to_state(self) -> dict:
+        return {
+            "ring": self.ring,
+            "right": self.right,
+            "spans": self.spans,
+            "blocks": self.blocks,
+            "policy": self.policy.to_state(),
+        }
+
+    def load(self, s: dict) -> None:
+        ring = np.asarray(s["ring"], dtype=np.float64)
+        if ring.shape != self.ring.shape:
+            raise StateError("state: calibration check and calibration disagree")
+        self.ring = ring
+        self.right = np.asarray(s["right"], dtype=np.float64)
+        self.spans = np.asarray(s["spans"], dtype=np.float64)
+        self.blocks = int(s["blocks"])
+        self.policy = FeaturePolicy.from_state(s["policy"])

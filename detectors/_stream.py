@@ -222,7 +222,8 @@ class ModelStream:
         # changed when the first one arrived would make the features' thresholds depend on
         # how a consumer interleaves the topics (a slice goes by its model-wide stream)
         units += OUTCOME_UNITS if (self.parent or self).joins.counts["remembered"] else 0
-        units += self.estimator is not None  # the estimated accuracy (``_estimation``)
+        # the estimated accuracy and the calibration check (``_estimation``)
+        units += 2 * (self.estimator is not None)
         return self.settings.false_alarms_per_million * self.share / 1e6 / max(units, 1)
 
     def _new_feature(self, name: str, kind: str) -> Any:
@@ -613,6 +614,18 @@ class ModelStream:
             out.append((seq, "estimate", alert))
         return out
 
+    def _check_calibration(self, rows: list, ctx: dict) -> list[tuple[int, str, Any]]:
+        """Judged outcomes against their calibrated expectation (``CalibrationCheck``)."""
+        check = self.estimator.check
+        check.observe(rows, self.settings.decision_threshold)
+        sigs = check.signals(self.settings, self.rate_per_unit())
+        return [
+            (seq, "calibration", alert)
+            for seq, alert in check.policy.step(
+                check, sigs, ctx=ctx, counters=self.counters, kind="concept_drift"
+            )
+        ]
+
     # ------------------------------------------------------------------ labels
     def add_outcome(self, entry: tuple, label: Any, time: float) -> list[tuple[int, str, Any]]:
         """A label joined to its prediction ``entry`` (time, prediction, segment)."""
@@ -620,6 +633,7 @@ class ModelStream:
         o = self.outcomes
         o.buf.append((time, entry[1], label))
         if len(o.buf) >= self.settings.outcome_block:
+            rows = o.buf
             times = np.array([r[0] for r in o.buf], dtype=np.float64)
             seq0, block = o.seq, o.blocks
             sigs = o.run(self.settings, self.rate_per_unit())
@@ -630,6 +644,8 @@ class ModelStream:
                 o.view(), sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
             ):
                 out.append((seq, "error", alert))
+            if self.estimator is not None:
+                out.extend(self._check_calibration(rows, ctx))
         seg = entry[2]
         if seg and self.slices:
             for k, v in seg.items():

@@ -217,3 +217,48 @@ def test_state_round_trip_is_deterministic_and_old_states_load(baseline):
     old = Monitor(DetectionConfig(), baseline=baseline)
     old.load_model("m", encode_state(state))
     assert old.status("m")["streams"][0]["estimated_performance"]["available"] is False
+
+
+# ------------------------------------------------------------------------------ calibration check
+def _labelled_stream(seed: int, n: int, flip_from: int | None, flip: float, lag: int = 200):
+    """Predictions with ids and their labels ``lag`` events later; after ``flip_from`` a
+    fraction ``flip`` of the labels is flipped (the concept moves, the scores do not)."""
+    evs, y = _events(seed, n, pid="q")
+    if flip_from is not None:
+        rng = np.random.default_rng(seed + 1)
+        flipped = (np.arange(n) >= flip_from) & (rng.random(n) < flip)
+        y = np.where(flipped, 1 - y, y)
+    out = []
+    for i in range(n + lag):
+        if i < n:
+            out.append(evs[i])
+        j = i - lag
+        if j >= 0:
+            out.append(
+                LabelEvent(
+                    model="m", timestamp=T0 + j + lag, prediction_id=f"q{j}", label=int(y[j])
+                )
+            )
+    return out
+
+
+def test_calibration_check_holds_on_calibrated_labels(baseline):
+    mon = Monitor(DetectionConfig(), baseline=baseline)
+    alerts = mon.process(_labelled_stream(11, 20_000, None, 0.0))
+    assert alerts == []
+    check = mon.status("m")["streams"][0]["estimated_performance"]["calibration_check"]
+    assert check["outcomes"] == 2048 and check["alert"] is None
+    assert abs(check["expected_accuracy"] - check["realized_accuracy"]) < 0.03
+
+
+def test_a_concept_change_the_scores_cannot_see_is_a_calibration_drift(baseline):
+    mon = Monitor(DetectionConfig(), baseline=baseline)
+    alerts = mon.process(_labelled_stream(12, 14_000, 6_000, 0.15))
+    assert not [a for a in alerts if parse_timestamp(a.event_time) - T0 < 6_000]
+    assert not _firing(alerts)  # the scores did not move: no estimated drop
+    cal = [a for a in _firing(alerts, "concept_drift") if a.detector == "calibration"]
+    assert len(cal) == 1 and cal[0].feature == "calibration"
+    st = cal[0].statistics
+    assert st["after"] < st["before"] - 0.03
+    assert parse_timestamp(cal[0].event_time) - T0 - 6_000 <= 4_000  # labels lag 200
+    assert "Calibration drift" in cal[0].message
