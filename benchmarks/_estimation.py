@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 from driftline.detectors import DetectionConfig, Monitor, build_baseline
-from driftline.schemas import PredictionEvent, parse_timestamp
+from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
 
 T0 = 1_700_000_000.0
 KIND = "estimated_performance"
+LAG = 300
 
 
 def _draw(rng: np.random.Generator, n: int, spread: np.ndarray) -> tuple[list, np.ndarray]:
@@ -137,3 +138,63 @@ def report(seeds: int, quick: bool) -> None:
         )
         if delays and spread == 0.8:
             print(f"    e.g. {next(r['message'] for r in res if r['delay'] is not None)}")
+    report_labelled(2 if quick else 4, quick)
+
+
+def labelled_case(seed: int, *, train: int, n: int, onset: int | None, flip: float) -> dict:
+    """Every prediction labelled ``LAG`` events later; after ``onset`` a fraction ``flip`` of
+    the labels is flipped (the scores do not move): the calibration check's case."""
+    base, _, _, _ = events(seed + 50_000, train, None, 1.0, T0 - 2 * train, True)
+    mon = Monitor(DetectionConfig(), baseline=build_baseline(base))
+    evs, y, _, _ = events(seed, n, None, 1.0, T0, False)
+    if onset is not None:
+        rng = np.random.default_rng(seed + 7)
+        y = np.where((np.arange(n) >= onset) & (rng.random(n) < flip), 1 - y, y)
+    stream = []
+    for i in range(n + LAG):
+        if i < n:
+            evs[i].prediction_id = f"p{i}"
+            stream.append(evs[i])
+        j = i - LAG
+        if j >= 0:
+            stream.append(
+                LabelEvent(
+                    model="m", timestamp=T0 + j + LAG, prediction_id=f"p{j}", label=int(y[j])
+                )
+            )
+    res = {"delay": None, "false": 0, "message": "", "other": set()}
+    for al in mon.process(stream):
+        if al.status != "firing":
+            continue
+        j = round(parse_timestamp(al.event_time) - T0 - LAG)
+        if onset is not None and j >= onset:
+            if al.detector == "calibration" and res["delay"] is None:
+                res.update(delay=j - onset, message=al.message)
+            elif al.detector != "calibration":
+                res["other"].add(f"{al.kind}/{al.detector}")
+        else:
+            res["false"] += 1
+    return res
+
+
+def report_labelled(seeds: int, quick: bool) -> None:
+    """Print the calibration check's delay and false alarms (labels LAG events late)."""
+    n = 30_000
+    print(
+        f"  calibration check, every prediction labelled {LAG} events later, {n:,} predictions "
+        f"(+ {n:,} labels) per seed; after {n // 2:,}, 10% of the labels flipped (the concept "
+        "moves, the scores do not):"
+    )
+    for flip, tag in ((0.1, "label flips"), (0.0, "stationary")):
+        onset = n // 2 if flip else None
+        res = [labelled_case(s, train=25_000, n=n, onset=onset, flip=flip) for s in range(seeds)]
+        delays = [r["delay"] for r in res if r["delay"] is not None]
+        med = f"{np.median(delays):.0f}" if delays else "-"
+        print(
+            f"    {tag:<11} calibration alerts {len(delays)}/{len(res) if flip else 0}, median "
+            f"delay {med} labels; false alarms (any alert before the change) "
+            f"{sum(r['false'] for r in res)} in {len(res) * 2 * n:,} events; after the change "
+            f"also: {', '.join(sorted(set().union(*(r['other'] for r in res)))) or 'nothing'}"
+        )
+        if delays:
+            print(f"    e.g. {res[0]['message'] or next(r['message'] for r in res if r['delay'])}")
