@@ -143,7 +143,7 @@ def estimated_metrics(counts: np.ndarray, cal: Calibration) -> dict[str, Any]:
     rows = np.asarray(cal.rows, dtype=np.float64)
     c0, c1 = counts[:, 0], counts[:, 1]
     bern = p * (1.0 - p)
-    tp, fp, fn, tn = c1 @ p, c1 @ (1 - p), c0 @ p, c0 @ (1 - p)
+    tp, fp, fn, tn = (float(v) for v in (c1 @ p, c1 @ (1 - p), c0 @ p, c0 @ (1 - p)))
     out: dict[str, Any] = {"count": int(n)}
     acc = (tp + tn) / n
     se = math.sqrt((counts.sum(axis=1) @ bern) / n**2 + (((c1 - c0) / n) ** 2 * bern / rows).sum())
@@ -323,6 +323,27 @@ class Estimator:
         }
 
     # ------------------------------------------------------------------ views
+    def expected_counts(self) -> dict[str, float]:
+        """Expected TP, FP, FN, TN of every prediction counted so far, and their count.
+
+        Examples
+        --------
+        >>> cal = Calibration((0.0, 0.5), (0.1, 0.9), (100, 100), ((100, 0), (0, 100)))
+        >>> e = Estimator(cal, 4, (0.0, 1.0))
+        >>> e.observe(np.array([0.2, 0.7]), np.array([0.0, 1.0]), np.array([1.0, 2.0]), 0)
+        >>> {k: round(v, 2) for k, v in e.expected_counts().items()}
+        {'count': 2.0, 'tp': 0.9, 'fp': 0.1, 'fn': 0.1, 'tn': 0.9}
+        """
+        p = np.asarray(self.cal.positive_rate)
+        c0, c1 = self.total[:, 0], self.total[:, 1]
+        return {
+            "count": float(self.total.sum()),
+            "tp": float(c1 @ p),
+            "fp": float(c1 @ (1 - p)),
+            "fn": float(c0 @ p),
+            "tn": float(c0 @ (1 - p)),
+        }
+
     def summary(self) -> dict:
         window = self.ring.sum(axis=0)
         return {

@@ -262,3 +262,18 @@ def test_a_concept_change_the_scores_cannot_see_is_a_calibration_drift(baseline)
     assert st["after"] < st["before"] - 0.03
     assert parse_timestamp(cal[0].event_time) - T0 - 6_000 <= 4_000  # labels lag 200
     assert "Calibration drift" in cal[0].message
+
+
+def test_estimate_totals_are_cumulative_expected_counts(baseline):
+    mon = Monitor(DetectionConfig(), baseline=baseline)
+    assert mon.estimate_totals("m") is None  # no stream yet
+    evs, _ = _events(13, 3_072)
+    mon.process(evs[:1_024])
+    first = mon.estimate_totals("m")
+    mon.process(evs[1_024:])
+    total = mon.estimate_totals("m")
+    assert first["count"] == 1_024 and total["count"] == 3_072
+    assert total["tp"] + total["fp"] + total["fn"] + total["tn"] == pytest.approx(3_072)
+    est = mon.status("m")["streams"][0]["estimated_performance"]["total"]
+    assert (total["tp"] + total["tn"]) / total["count"] == pytest.approx(est["accuracy"])
+    assert Monitor(DetectionConfig()).estimate_totals("m") is None
