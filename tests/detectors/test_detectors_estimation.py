@@ -277,3 +277,32 @@ def test_estimate_totals_are_cumulative_expected_counts(baseline):
     est = mon.status("m")["streams"][0]["estimated_performance"]["total"]
     assert (total["tp"] + total["tn"]) / total["count"] == pytest.approx(est["accuracy"])
     assert Monitor(DetectionConfig()).estimate_totals("m") is None
+
+
+def test_baseline_build_and_replay_files_report_the_estimate(tmp_path):
+    """The file commands: ``baseline build`` says what it learnt of the calibration, and
+    replay's summary prints the estimate of the last window, with no label in the log."""
+    from driftline.replay import build_baseline_file, load_baseline, replay_files
+
+    def write(path, evs):
+        rows = []
+        for e in evs:
+            row = {"model": "m", "timestamp": e.timestamp, "features": e.features}
+            row["prediction"] = e.prediction
+            row.update(e.extra)
+            rows.append(orjson.dumps(row) + b"\n")
+        path.write_bytes(b"".join(rows))
+
+    write(tmp_path / "train.jsonl", _events(14, 5_000, t0=T0 - 9_000, label=True)[0])
+    write(tmp_path / "serve.jsonl", _events(15, 10_000, onset=4_000, spread=0.7)[0])
+    built = build_baseline_file([str(tmp_path / "train.jsonl")], tmp_path / "p.json")
+    assert "score calibration:" in built.format() and "bins" in built.format()
+    summary = replay_files(
+        [str(tmp_path / "serve.jsonl")],
+        tmp_path / "alerts.jsonl",
+        baseline=load_baseline(tmp_path / "p.json"),
+    )
+    assert summary.alerts_by_kind.get("estimated_performance") == 1
+    text = summary.format()
+    assert "estimated performance (calibrated scores, last window):" in text
+    assert "m (version any): accuracy " in text
