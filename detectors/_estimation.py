@@ -88,9 +88,12 @@ def _bernstein(n: float, t: float, v: float) -> float:
     return min(1.0, math.exp(-n * t * t / (2.0 * (v + t / 3.0))))
 
 
-def unavailable(profile: dict | None) -> dict:
+def unavailable(profile: dict | None, segment: dict | None = None) -> dict:
     """The ``/status`` entry of a stream without an estimate, saying why."""
-    if profile is None:
+    if segment is not None:
+        cause = "slice"
+        why = "the estimate runs on the model-wide stream, not per segment slice"
+    elif profile is None:
         cause = "no_baseline"
         why = (
             "no baseline profile: the score calibration is learnt from a baseline's "

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ._calibration import Calibration
 from ._categorical import CategoricalFeature
 from ._config import StreamSettings
 from ._estimation import EstimateView, Estimator, predicted_classes, unavailable
@@ -176,7 +177,7 @@ class ModelStream:
         self.joins = LabelJoin(settings.label_ttl, settings.max_pending_labels)
         self.outcomes = Outcomes()
         self.estimator: Estimator | None = None  # scores' estimated performance (baseline)
-        self.no_estimate = unavailable(profile)  # why there is none (for /status)
+        self.no_estimate = unavailable(profile, segment)  # why there is none (for /status)
         self.share = 1.0
         self.slices: dict[tuple[str, str], ModelStream] = {}
         self.seg_counts: dict[str, dict[str, int]] = {}
@@ -264,8 +265,6 @@ class ModelStream:
         if op:
             self.outcomes.seed(op, s, (op.get("start") or 0.0, op.get("end") or 0.0))
         if op and op.get("calibration") and self.segment is None:
-            from ._calibration import Calibration
-
             cal = Calibration.from_profile(op["calibration"])
             span = (op.get("start") or 0.0, op.get("end") or 0.0)
             self.estimator = Estimator(cal, s.window_blocks, span)

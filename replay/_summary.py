@@ -121,7 +121,7 @@ def estimate_lines(status: dict) -> list[str]:
     out = []
     for st in status.get("streams", []):
         est = st.get("estimated_performance")
-        if est is None or est.get("cause") == "no_baseline":
+        if est is None or est.get("cause") in ("no_baseline", "slice"):
             continue
         head = f"{status['model']} (version {st.get('model_version') or 'any'})"
         if not est.get("available"):
