@@ -108,17 +108,25 @@ def unavailable(profile: dict | None, segment: dict | None = None) -> dict:
     return {"available": False, "cause": cause, "reason": why}
 
 
-def predicted_classes(raws: list, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """The predicted class (1.0, 0.0; nan: none) of each prediction: its ``label`` when the
-    prediction object carries one (``judged_output``), else ``score >= threshold``."""
-    guess = (scores >= threshold).astype(np.float64)  # nan scores are skipped by observe
+def predicted_classes(
+    raws: list, scores: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scores (nan where the prediction cannot be counted) and the predicted class (1,
+    0) of each prediction: its ``label`` when the prediction object carries one
+    (``judged_output``; one that is not binary makes the prediction uncountable), else
+    ``score >= threshold``."""
+    guess = (scores >= threshold).view(np.int8).astype(np.int64)  # nan scores: skipped
     if raws.count(None) == len(raws) or dict not in set(map(type, raws)):
-        return guess
+        return scores, guess
+    scores = scores.copy()
     for i, raw in enumerate(raws):
         if raw.__class__ is dict and raw.get("label") is not None:
             t = as_truth(judged_output(raw, None))
-            guess[i] = np.nan if t is None else float(t)
-    return guess
+            if t is None:
+                scores[i] = np.nan
+            else:
+                guess[i] = int(t)
+    return scores, guess
 
 
 def _interval(value: float | None, se: float) -> list[float] | None:
@@ -191,8 +199,10 @@ class Estimator:
     """The estimated performance of one model stream's predictions, per window of blocks."""
 
     __slots__ = (
+        "_cflat",
         "_correct",
         "_edges",
+        "_refstats",
         "blocks",
         "cal",
         "check",
@@ -206,6 +216,7 @@ class Estimator:
         "spans",
         "total",
         "unidentified",
+        "window",
     )
 
     def __init__(self, cal: Calibration, window_blocks: int, ref_span: tuple[float, float]):
@@ -214,9 +225,12 @@ class Estimator:
         self._edges = np.asarray(cal.starts[1:])
         p = np.asarray(cal.positive_rate)
         self._correct = np.stack([1.0 - p, p], axis=1)  # P(right) per (bin, judged class)
+        self._cflat = self._correct.ravel().copy()
         self.ref = np.array(cal.guessed, dtype=np.float64)  # (K, 2) reference counts
         self.ref_span = (float(ref_span[0]), float(ref_span[1]))
+        self._refstats = self._reference_stats()
         self.ring = np.zeros((window_blocks, k, 2))  # counts per block of the window
+        self.window = np.zeros((k, 2))  # their sum (exact: integer counts in floats)
         self.spans = np.full((window_blocks, 2), np.nan)  # event-time span per block
         self.unidentified = np.zeros(window_blocks)  # predictions without an id, per block
         self.total = np.zeros((k, 2))  # every prediction counted
@@ -229,14 +243,17 @@ class Estimator:
 
     # ------------------------------------------------------------------ processing
     def observe(self, scores: np.ndarray, guess: np.ndarray, times: np.ndarray, no_id: int):
-        """Count one block of predictions: float ``scores`` (nan: not a score, skipped),
-        their predicted class ``guess`` (0/1; nan: none)."""
-        ok = np.isfinite(scores) & np.isfinite(guess)
+        """Count one block of predictions: float ``scores`` (nan: skipped) and their
+        predicted class ``guess`` (0/1 integers)."""
         k = len(self.cal.starts)
-        code = np.searchsorted(self._edges, scores[ok], side="right") * 2
-        code += guess[ok].astype(np.int64)
-        counts = np.bincount(code, minlength=2 * k).reshape(k, 2).astype(np.float64)
+        code = np.searchsorted(self._edges, scores, side="right")
+        code += code + guess
+        ok = scores == scores
+        if not ok.all():
+            code = code[ok]
+        counts = np.bincount(code, minlength=2 * k).reshape(k, 2)
         slot = self.blocks % len(self.ring)
+        self.window += counts - self.ring[slot]
         self.ring[slot] = counts
         self.spans[slot] = (times[0], times[-1])
         self.unidentified[slot] = no_id
@@ -246,15 +263,27 @@ class Estimator:
     def full(self) -> bool:
         return self.blocks >= len(self.ring)
 
+    def _reference_stats(self) -> tuple[float, float, float]:
+        """(reference predictions, their estimated accuracy, the variance of the
+        per-prediction probability of being right)."""
+        c = self._correct
+        big_n = float(self.ref.sum())
+        mu0 = float((self.ref * c).sum() / big_n)
+        return big_n, mu0, max(float((self.ref * c * c).sum() / big_n) - mu0 * mu0, 0.0)
+
+    def set_reference(self, counts: np.ndarray, span: tuple[float, float]) -> None:
+        """Judge the estimate against ``counts`` (bins x judged class) from now on."""
+        self.ref = np.asarray(counts, dtype=np.float64).copy()
+        self.ref_span = (float(span[0]), float(span[1]))
+        self._refstats = self._reference_stats()
+
     def test(self, counts: np.ndarray) -> tuple[float, float, float]:
         """(reference accuracy, window accuracy, one-sided Bernstein p-value of a drop)."""
-        c = self._correct
-        big_n, n = float(self.ref.sum()), float(counts.sum())
-        mu0 = float((self.ref * c).sum() / big_n)
+        big_n, mu0, var = self._refstats
+        n = float(counts.sum())
         if n <= 0:
             return mu0, math.nan, 1.0
-        var = max(float((self.ref * c * c).sum() / big_n) - mu0 * mu0, 0.0)
-        acc = float((counts * c).sum() / n)
+        acc = float(counts.ravel() @ self._cflat) / n
         t = mu0 - acc
         if t <= 0:
             return mu0, acc, 1.0
@@ -265,7 +294,7 @@ class Estimator:
         (``joins``: the stream's label join, for the count of unlabelled predictions)."""
         if not self.full():
             return []
-        window = self.ring.sum(axis=0)
+        window = self.window
         mu0, acc, p = self.test(window)
         alpha = window_alpha(rate, settings.block)
         if not p < alpha:
@@ -333,7 +362,7 @@ class Estimator:
         --------
         >>> cal = Calibration((0.0, 0.5), (0.1, 0.9), (100, 100), ((100, 0), (0, 100)))
         >>> e = Estimator(cal, 4, (0.0, 1.0))
-        >>> e.observe(np.array([0.2, 0.7]), np.array([0.0, 1.0]), np.array([1.0, 2.0]), 0)
+        >>> e.observe(np.array([0.2, 0.7]), np.array([0, 1]), np.array([1.0, 2.0]), 0)
         >>> {k: round(v, 2) for k, v in e.expected_counts().items()}
         {'count': 2.0, 'tp': 0.9, 'fp': 0.1, 'fn': 0.1, 'tn': 0.9}
         """
@@ -365,6 +394,7 @@ class Estimator:
         return {
             "calibration": self.cal.to_profile(),
             "ref_span": np.array(self.ref_span),
+            "ref": self.ref,
             "ring": self.ring,
             "spans": self.spans,
             "unidentified": self.unidentified,
@@ -387,10 +417,15 @@ class Estimator:
         e.total = np.asarray(s["total"], dtype=np.float64)
         e.blocks, e.fired_outcomes, e.remembered = (int(v) for v in s["counts"])
         e.policy = FeaturePolicy.from_state(s["policy"])
+        ref = np.asarray(s.get("ref", e.ref), dtype=np.float64)
+        if ref.shape != e.ref.shape:
+            raise StateError("state: estimator reference and calibration disagree")
+        e.set_reference(ref, e.ref_span)
         if "check" in s:
             e.check.load(s["check"])
         if ring.shape[0] == window_blocks:
             e.ring = ring
+            e.window = ring.sum(axis=0)
             e.spans = np.asarray(s["spans"], dtype=np.float64)
             e.unidentified = np.asarray(s["unidentified"], dtype=np.float64)
         else:  # the window option changed: the window restarts
@@ -417,8 +452,8 @@ class EstimateView:
         est = self.est
         window = est.ring.sum(axis=0)
         if window.sum() > 0:
-            est.ref = window
-            est.ref_span = (float(np.nanmin(est.spans[:, 0])), float(np.nanmax(est.spans[:, 1])))
+            span = (float(np.nanmin(est.spans[:, 0])), float(np.nanmax(est.spans[:, 1])))
+            est.set_reference(window, span)
 
     def reference_span(self) -> tuple[float, float, int]:
         a, b = self.est.ref_span

@@ -598,14 +598,17 @@ class ModelStream:
     def _run_estimate(self, preds, scores, times, rate, ctx) -> list[tuple[int, str, Any]]:
         """Count a block of predictions into the estimate; its alarm through the policy."""
         est = self.estimator
-        guess = predicted_classes(list(map(_RAW, preds)), scores, self.settings.decision_threshold)
+        raws = list(map(_RAW, preds))
+        scores, guess = predicted_classes(raws, scores, self.settings.decision_threshold)
         # predictions with an id were remembered by the label join before their block
         remembered = self.joins.counts["remembered"]
         est.observe(scores, guess, times, len(preds) - (remembered - est.remembered))
         est.remembered = remembered
         sigs = est.signals(self.settings, rate, self.joins)
-        view = EstimateView(est, self.outcomes.seq)
         out = []
+        if not sigs and est.policy.active is None:
+            return out  # nothing to open or resolve (the policy's step would do nothing)
+        view = EstimateView(est, self.outcomes.seq)
         for seq, alert in est.policy.step(
             view, sigs, ctx=ctx, counters=self.counters, kind="estimated_performance", name=None
         ):
