@@ -67,6 +67,7 @@ from ._config import (
     load_config,
 )
 from ._monitor import Monitor
+from ._outcomes import OutcomeTotals
 from .exceptions import ConfigError, DetectorError, StateError
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "FeatureConfig",
     "ModelConfig",
     "Monitor",
+    "OutcomeTotals",
     "StateError",
     "build_baseline",
     "load_config",

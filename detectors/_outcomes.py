@@ -28,7 +28,7 @@ import math
 from array import array
 from collections import deque
 from itertools import accumulate, chain, compress, pairwise, repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,7 @@ __all__ = [
     "UNITS",
     "ErrorView",
     "LabelJoin",
+    "OutcomeTotals",
     "Outcomes",
     "judged_output",
     "outcome_metrics",
@@ -407,6 +408,18 @@ RESOLVE_BLOCKS = 16
 UNITS = 5
 
 
+class OutcomeTotals(NamedTuple):
+    """The outcomes judged so far in a model's streams (cumulative): the task, how many,
+    and the sums a view turns into accuracy (``loss`` / ``count`` is the error rate of a
+    classifier) or MAE and RMSE (regression). Sums, not rates, so that the difference of
+    two readings is exactly what was judged between them."""
+
+    task: str | None
+    count: int
+    loss: float  # summed 0/1 error, or summed absolute error
+    squared_error: float  # summed squared error (regression)
+
+
 class Outcomes:
     """Error stream, windowed metrics and the incident state of one model stream's labels.
 
@@ -521,6 +534,11 @@ class Outcomes:
     def metrics(self, agg: np.ndarray) -> dict:
         """Accuracy, precision, recall, F1 (classification) or MAE, RMSE (regression)."""
         return outcome_metrics(self.task, agg)
+
+    def totals(self) -> OutcomeTotals:
+        """Every outcome processed so far, summed (see :class:`OutcomeTotals`)."""
+        t = self.total
+        return OutcomeTotals(self.task, int(t[_N]), float(t[_ABS]), float(t[_SQ]))
 
     def current(self) -> np.ndarray:
         return np.zeros(7) if self.window is None else self.window.sum(axis=0)
