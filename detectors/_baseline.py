@@ -54,6 +54,10 @@ _PSEUDO = 20_000
 #: its category list is incomplete and unseen categories are not tested against it).
 MAX_CATEGORIES = 10_000
 _CHUNK = 65_536
+#: Predictions waiting for their label, and labels for their prediction, kept at most (each;
+#: beyond, the oldest is dropped and counted in ``BaselineBuilder.unjoined``): a serving log
+#: of millions of predictions with ids, most never labelled, must not hold them all.
+MAX_PENDING = 1_000_000
 #: Distinct values up to which a numeric profile keeps its exact value table (see ``_ties``).
 MAX_VALUES = 1024
 _PLAIN = (int, float)
@@ -147,11 +151,44 @@ class _Column:
         return out
 
 
+class _OutcomeSums:
+    """The labelled outcomes of one profile, folded ``_CHUNK`` at a time into aggregates (and,
+    for regression, an error column bounded like a feature's), so memory does not grow with
+    the number of labelled rows. The task is decided by the earliest outcome of the first
+    chunk folded."""
+
+    __slots__ = ("agg", "end", "error", "judge", "rows", "start")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, Any, Any]] = []  # (time, output, label), not yet folded
+        self.judge = Outcomes()
+        self.agg = np.zeros(len(AGGREGATES))
+        self.error = _Column()
+        self.start = math.inf
+        self.end = -math.inf
+
+    def add(self, row: tuple[float, Any, Any], threshold: float, max_values: int) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= _CHUNK:
+            self.fold(threshold, max_values)
+
+    def fold(self, threshold: float, max_values: int) -> None:
+        if not self.rows:
+            return
+        rows, self.rows = sorted(self.rows, key=itemgetter(0)), []
+        loss, per = self.judge.losses(rows, threshold)
+        self.agg += per.sum(axis=0)
+        self.start = min(self.start, rows[0][0])
+        self.end = max(self.end, rows[-1][0])
+        if self.judge.task == "regression":
+            self.error.add(loss[np.isfinite(loss)].tolist(), 0, max_values)
+
+
 class _Profile:
     __slots__ = ("columns", "end", "events", "outcomes", "outputs", "predictions", "start")
 
     def __init__(self) -> None:
-        self.outcomes: list[tuple[float, Any, Any]] = []  # (time, output, label)
+        self.outcomes = _OutcomeSums()
         self.events = 0
         self.predictions = 0
         self.start = math.inf
@@ -176,8 +213,10 @@ class BaselineBuilder:
         self.max_values = max_values
         self._profiles: dict[tuple[str, str | None], _Profile] = {}
         self.labels = 0
+        self.unjoined = 0  # predictions or labels dropped unjoined (over MAX_PENDING)
         self._labels: dict[tuple[str, str], Any] = {}  # (model, prediction_id) -> label
-        self._awaiting: dict[tuple[str, str], tuple] = {}  # (model, id) -> (key, output)
+        # (model, prediction_id) -> (profile key, time, output)
+        self._awaiting: dict[tuple[str, str], tuple] = {}
 
     def add(self, events: Iterable[Any]) -> None:
         """Add events. A label event is joined to the prediction with its ``prediction_id``
@@ -187,7 +226,7 @@ class BaselineBuilder:
         for ev in events:
             if ev.kind == "label":
                 self.labels += 1
-                self._labels[(ev.model, str(ev.prediction_id))] = ev.label
+                self._label(ev)
                 continue
             key = (ev.model, ev.model_version)
             g = groups.get(key)
@@ -237,12 +276,18 @@ class BaselineBuilder:
         prof.events += B
         preds = [e for e in evs if e.kind == "prediction"]
         prof.predictions += len(preds)
+        threshold, most = settings.decision_threshold, self.max_values
         for e in preds:
             output = judged_output(e.prediction_raw, e.prediction)
             if e.extra.get("label") is not None:
-                prof.outcomes.append((e.timestamp, output, e.extra["label"]))
+                prof.outcomes.add((e.timestamp, output, e.extra["label"]), threshold, most)
             elif e.prediction_id is not None:
-                self._awaiting[(key[0], e.prediction_id)] = (key, e.timestamp, output)
+                pk = (key[0], e.prediction_id)
+                if pk in self._labels:  # its label came first
+                    label = self._labels.pop(pk)
+                    prof.outcomes.add((e.timestamp, output, label), threshold, most)
+                else:
+                    self._pend(self._awaiting, pk, (key, e.timestamp, output))
         if preds:
             for name in ("prediction", "latency_ms"):
                 col = [getattr(e, name) for e in preds]
@@ -251,16 +296,26 @@ class BaselineBuilder:
                     column = prof.outputs[name] = _Column()
                 column.add(col, 0, self.max_values)
 
-    def _join_labels(self) -> None:
-        """Move the predictions whose label has arrived to their profile's outcomes."""
-        labels = self._labels
-        for pk in [pk for pk in self._awaiting if pk in labels]:
-            key, time, output = self._awaiting.pop(pk)
-            self._profiles[key].outcomes.append((time, output, labels.pop(pk)))
+    def _label(self, ev: Any) -> None:
+        """Join a label to its waiting prediction, or keep it until the prediction comes."""
+        pk = (ev.model, str(ev.prediction_id))
+        waiting = self._awaiting.pop(pk, None)
+        if waiting is None:
+            self._pend(self._labels, pk, ev.label)
+            return
+        key, time, output = waiting
+        threshold = self.config.for_model(key[0]).decision_threshold
+        self._profiles[key].outcomes.add((time, output, ev.label), threshold, self.max_values)
+
+    def _pend(self, table: dict, pk: tuple, value: Any) -> None:
+        """Keep ``value`` until its partner arrives, dropping the oldest beyond the bound."""
+        table[pk] = value
+        if len(table) > MAX_PENDING:
+            del table[next(iter(table))]
+            self.unjoined += 1
 
     def build(self) -> Baseline:
         """The profiles of everything added so far."""
-        self._join_labels()
         profiles = []
         for (model, version), prof in sorted(
             self._profiles.items(), key=lambda kv: (kv[0][0], kv[0][1] is not None, kv[0][1] or "")
@@ -284,7 +339,8 @@ class BaselineBuilder:
                 entry[name] = (
                     c.profile("numeric" if name == "latency_ms" else None) if usable else None
                 )
-            entry["outcomes"] = _outcomes_profile(prof.outcomes, settings, self.max_values)
+            prof.outcomes.fold(settings.decision_threshold, self.max_values)
+            entry["outcomes"] = _outcomes_profile(prof.outcomes)
             profiles.append(entry)
         return Baseline(profiles, labels=self.labels)
 
@@ -315,15 +371,10 @@ def build_baseline(events: Iterable[Any], config: DetectionConfig | None = None)
     return builder.build()
 
 
-def _outcomes_profile(rows: list, settings: Any, max_values: int) -> dict | None:
+def _outcomes_profile(sums: _OutcomeSums) -> dict | None:
     """The labelled outcomes of a profile: task, aggregates and metrics (the error-rate
     reference of ``_outcomes``); for regression also the absolute errors' distribution."""
-    if not rows:
-        return None
-    rows = sorted(rows, key=itemgetter(0))
-    judge = Outcomes()
-    loss, per = judge.losses(rows, settings.decision_threshold)
-    agg = per.sum(axis=0)
+    judge, agg = sums.judge, sums.agg
     if judge.task is None or not agg[0]:
         return None
     out: dict[str, Any] = {
@@ -334,13 +385,11 @@ def _outcomes_profile(rows: list, settings: Any, max_values: int) -> dict | None
         },
         "metrics": judge.metrics(agg),
         "unusable": judge.skipped,
-        "start": rows[0][0],
-        "end": rows[-1][0],
+        "start": sums.start,
+        "end": sums.end,
     }
     if judge.task == "regression":
-        col = _Column()
-        col.add(loss[np.isfinite(loss)].tolist(), 0, max_values)
-        out["error"] = col.profile("numeric")
+        out["error"] = sums.error.profile("numeric")
     return out
 
 

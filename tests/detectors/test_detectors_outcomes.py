@@ -87,6 +87,37 @@ def test_baseline_learns_labels_from_events_or_a_label_field(label_events):
     assert op["start"] == T0 and op["end"] == T0 + 3999
 
 
+def test_baseline_join_memory_is_bounded_and_drops_are_counted(monkeypatch):
+    """Predictions waiting for a label (and labels for a prediction) are bounded: a serving
+    log of predictions with ids, most never labelled, must not all stay in memory."""
+    from driftline.detectors import BaselineBuilder, _baseline
+
+    monkeypatch.setattr(_baseline, "MAX_PENDING", 10)
+    evs = _training(30, label_events=True)
+    preds = [e for e in evs if e.kind == "prediction"]
+    labels = [e for e in evs if e.kind == "label"]
+    builder = BaselineBuilder()
+    builder.add(sorted(preds, key=lambda e: e.timestamp))  # all predictions first
+    builder.add(labels)
+    # the 10 newest predictions waited and joined; the 20 older ones were dropped, and of
+    # their 20 labels (no prediction to join) only 10 are kept waiting
+    assert builder.unjoined == 20 + 10
+    out = builder.build().profile("m", None)["outcomes"]
+    assert out["aggregates"]["count"] == 10 and out["start"] == T0 + 20
+
+
+def test_baseline_outcomes_folded_in_chunks_match_one_pass(monkeypatch):
+    """Labelled rows are folded into sums a chunk at a time (bounded memory): the profile is
+    the same as when every row is judged at once."""
+    from driftline.detectors import _baseline
+
+    evs = _training(3000, label_events=True)
+    whole = build_baseline(evs).profile("m", None)["outcomes"]
+    monkeypatch.setattr(_baseline, "_CHUNK", 256)
+    chunked = build_baseline(evs).profile("m", None)["outcomes"]
+    assert chunked == whole and whole["aggregates"]["count"] == 3000
+
+
 def test_baseline_rejects_malformed_outcomes():
     doc = build_baseline(_training(200, label_events=False)).to_json()
     from driftline.detectors import ConfigError
