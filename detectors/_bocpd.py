@@ -95,7 +95,9 @@ class BocpdDetector:
                 logr[MAX_RUN - 1] = np.logaddexp.reduce(logr[MAX_RUN - 1 :])
                 logr, mu, kap, al, be = (a[:MAX_RUN] for a in (logr, mu, kap, al, be))
             m = int(np.argmax(logr))
-            begin = seqs[i] - m
+            # run length m holds the last m values (column k was updated with k values), so
+            # the run began m - 1 values before this one (at least this value itself)
+            begin = seqs[i] - max(m, 1) + 1
             if m < self.prev_map - MIN_GAP and begin - self.last > MIN_GAP:
                 out.append((i, begin))
                 self.last = begin

@@ -744,7 +744,7 @@ def _bocpd_signal(f, row, fin, times, seq0, t, begin) -> Signal:
     if known is not None:
         n, start = known
     else:  # began before the values kept: the run length says how many
-        n, start = m + 1, float(times[0])
+        n, start = max(m, 1), float(times[0])
     msg = (
         f"Level of '{f.name}' changed from about {before:.4g} to {after:.4g}: Bayesian "
         f"online change-point detection started a new segment {n} values ago "

@@ -25,6 +25,20 @@ def test_reports_each_level_change_near_where_it_happened():
     assert len(begins) <= 4  # no report inside the stationary segments (one spare)
 
 
+def test_a_change_begins_at_the_first_value_of_the_new_level():
+    """The reported run begins at the first value of the new segment, not the last value of
+    the old one: a run of length m holds the last m values (a clean step, found at once)."""
+    for seed in range(3):
+        x = _levels(seed, [0.0, 6.0], 60)
+        d = BocpdDetector(0.01, 0.0, 1.0)
+        for i, v in enumerate(x.tolist()):
+            hits = d.feed([v], [i], [T0 + i])
+            if hits and i >= 60:
+                break
+        assert (i, hits[0][1]) == (60, 60), (seed, i, hits)
+        assert d.since(60, 60) == (1, T0 + 60)  # one value since the change: this one
+
+
 def test_state_round_trip_continues_identically():
     x = _levels(2, [0.0, 4.0, 0.0], 60).tolist()
     whole = BocpdDetector(0.01, 0.0, 1.0).feed(x, list(range(len(x))))
