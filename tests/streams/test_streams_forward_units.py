@@ -169,3 +169,14 @@ def test_settings_keep_the_secret_out_of_repr():
     settings = ForwardSettings(webhooks=("http://h",), webhook_secret="hunter2")
     assert "hunter2" not in repr(settings)
     assert settings.hold_seconds == 4 * settings.resend_seconds
+
+
+def test_delivery_order_compares_instants_not_text():
+    """A whole second is written without a fraction (``...:00Z``) and a later instant in the
+    same second with one (``...:00.500000Z``): as text the later one sorted first, and a
+    resolution read in one batch with its firing was sent first (the firing then dropped as
+    stale, so Alertmanager never showed the incident)."""
+    alerts = [_resolved(when="2026-06-01T10:00:00.500000Z"), _firing(when="2026-06-01T10:00:00Z")]
+    assert [a["alert_id"] for a in sort_for_delivery(alerts)] == ["f1", "r1"]
+    unreadable = _firing("f0", when="yesterday")
+    assert sort_for_delivery([*alerts, unreadable])[0] is unreadable
