@@ -34,6 +34,7 @@ __all__ = [
     "IncidentBook",
     "alertmanager_alert",
     "incident_of",
+    "malformed",
     "signature",
     "slack_body",
     "sort_for_delivery",
@@ -58,6 +59,20 @@ def incident_of(alert: dict[str, Any]) -> str:
         if isinstance(fired, str) and fired:
             return fired
     return str(alert["alert_id"])
+
+
+def malformed(alert: dict[str, Any]) -> str | None:
+    """Why the forwarder cannot deliver ``alert`` (None: it can).
+
+    ``decode_alert`` only checks for an ``alert_id``; the fields read here as mappings must
+    be mappings (or absent), else building the Alertmanager labels would raise and stop the
+    forwarder on the same record at every restart.
+    """
+    for name in ("statistics", "segment"):
+        value = alert.get(name)
+        if value is not None and not isinstance(value, dict):
+            return f"{name} is a {type(value).__name__}, not an object"
+    return None
 
 
 class _Incident:
