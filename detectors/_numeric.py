@@ -720,16 +720,21 @@ def _run_bocpd(features, X, fin, times, seq0, settings, out) -> None:
         pos = np.flatnonzero(fin[i])
         if not len(pos):
             continue
-        vals = X[i, pos].tolist()
-        hits = f.bocpd.feed(vals, (seq0 + pos).tolist(), times[pos].tolist())
+        vals, seqs, ts = X[i, pos].tolist(), (seq0 + pos).tolist(), times[pos].tolist()
+        # up to the first change only, so that its posterior describes the series there
+        # (with ``block`` > 1 the block's end is later); the rest is fed after the report
+        hits = f.bocpd.feed(vals, seqs, ts, stop=True)
         if hits:
             j, begin = hits[0]
-            out[i].append(_bocpd_signal(f, X[i], fin[i], times, seq0, int(pos[j]), begin))
+            out[i].append(_bocpd_signal(f, times, seq0, int(pos[j]), begin))
+            if j + 1 < len(vals):
+                f.bocpd.feed(vals[j + 1 :], seqs[j + 1 :], ts[j + 1 :])
 
 
-def _bocpd_signal(f, row, fin, times, seq0, t, begin) -> Signal:
+def _bocpd_signal(f, times, seq0, t, begin) -> Signal:
     """A BOCPD change at block position ``t`` whose new run began at event ``begin``:
-    before/after are the posterior means of the previous and the new run (raw scale)."""
+    before/after are the posterior means of the previous and the new run (raw scale), as
+    the posterior stands at ``t``."""
     d = f.bocpd
     logr, mu = d.post[0], d.post[1]
     m = int(np.argmax(logr))
