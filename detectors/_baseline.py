@@ -157,9 +157,11 @@ class _OutcomeSums:
     the number of labelled rows. The task is decided by the earliest outcome of the first
     chunk folded."""
 
-    __slots__ = ("agg", "end", "error", "judge", "rows", "start")
+    __slots__ = ("agg", "end", "error", "judge", "max_values", "rows", "start", "threshold")
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: float, max_values: int) -> None:
+        self.threshold = threshold  # the model's decision_threshold
+        self.max_values = max_values
         self.rows: list[tuple[float, Any, Any]] = []  # (time, output, label), not yet folded
         self.judge = Outcomes()
         self.agg = np.zeros(len(AGGREGATES))
@@ -167,28 +169,28 @@ class _OutcomeSums:
         self.start = math.inf
         self.end = -math.inf
 
-    def add(self, row: tuple[float, Any, Any], threshold: float, max_values: int) -> None:
+    def add(self, row: tuple[float, Any, Any]) -> None:
         self.rows.append(row)
         if len(self.rows) >= _CHUNK:
-            self.fold(threshold, max_values)
+            self.fold()
 
-    def fold(self, threshold: float, max_values: int) -> None:
+    def fold(self) -> None:
         if not self.rows:
             return
         rows, self.rows = sorted(self.rows, key=itemgetter(0)), []
-        loss, per = self.judge.losses(rows, threshold)
+        loss, per = self.judge.losses(rows, self.threshold)
         self.agg += per.sum(axis=0)
         self.start = min(self.start, rows[0][0])
         self.end = max(self.end, rows[-1][0])
         if self.judge.task == "regression":
-            self.error.add(loss[np.isfinite(loss)].tolist(), 0, max_values)
+            self.error.add(loss[np.isfinite(loss)].tolist(), 0, self.max_values)
 
 
 class _Profile:
     __slots__ = ("columns", "end", "events", "outcomes", "outputs", "predictions", "start")
 
-    def __init__(self) -> None:
-        self.outcomes = _OutcomeSums()
+    def __init__(self, outcomes: _OutcomeSums) -> None:
+        self.outcomes = outcomes
         self.events = 0
         self.predictions = 0
         self.start = math.inf
@@ -241,10 +243,11 @@ class BaselineBuilder:
                 self._add_chunk(key, g)
 
     def _add_chunk(self, key: tuple[str, str | None], evs: list) -> None:
+        settings = self.config.for_model(key[0])
         prof = self._profiles.get(key)
         if prof is None:
-            prof = self._profiles[key] = _Profile()
-        settings = self.config.for_model(key[0])
+            sums = _OutcomeSums(settings.decision_threshold, self.max_values)
+            prof = self._profiles[key] = _Profile(sums)
         B = len(evs)
         feats = [e.features for e in evs]
         times = np.array([e.timestamp for e in evs], dtype=np.float64)
@@ -276,16 +279,14 @@ class BaselineBuilder:
         prof.events += B
         preds = [e for e in evs if e.kind == "prediction"]
         prof.predictions += len(preds)
-        threshold, most = settings.decision_threshold, self.max_values
         for e in preds:
             output = judged_output(e.prediction_raw, e.prediction)
             if e.extra.get("label") is not None:
-                prof.outcomes.add((e.timestamp, output, e.extra["label"]), threshold, most)
+                prof.outcomes.add((e.timestamp, output, e.extra["label"]))
             elif e.prediction_id is not None:
                 pk = (key[0], e.prediction_id)
                 if pk in self._labels:  # its label came first
-                    label = self._labels.pop(pk)
-                    prof.outcomes.add((e.timestamp, output, label), threshold, most)
+                    prof.outcomes.add((e.timestamp, output, self._labels.pop(pk)))
                 else:
                     self._pend(self._awaiting, pk, (key, e.timestamp, output))
         if preds:
@@ -304,8 +305,7 @@ class BaselineBuilder:
             self._pend(self._labels, pk, ev.label)
             return
         key, time, output = waiting
-        threshold = self.config.for_model(key[0]).decision_threshold
-        self._profiles[key].outcomes.add((time, output, ev.label), threshold, self.max_values)
+        self._profiles[key].outcomes.add((time, output, ev.label))
 
     def _pend(self, table: dict, pk: tuple, value: Any) -> None:
         """Keep ``value`` until its partner arrives, dropping the oldest beyond the bound."""
@@ -339,7 +339,7 @@ class BaselineBuilder:
                 entry[name] = (
                     c.profile("numeric" if name == "latency_ms" else None) if usable else None
                 )
-            prof.outcomes.fold(settings.decision_threshold, self.max_values)
+            prof.outcomes.fold()
             entry["outcomes"] = _outcomes_profile(prof.outcomes)
             profiles.append(entry)
         return Baseline(profiles, labels=self.labels)
