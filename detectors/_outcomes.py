@@ -572,6 +572,11 @@ class Outcomes:
                 self.bank = None
                 self.collecting = True
                 self.source = "live"
+                # the window and the resolution look-back start again with the reference:
+                # blocks of the regime it replaces are not evidence about the new one
+                self.window[:] = 0.0
+                self.recent[:] = 0.0
+                self.pos = 0
             self.ref += agg
             if math.isnan(self.ref_span[0]):
                 self.ref_span[0] = float(times[0])

@@ -264,3 +264,32 @@ def test_an_error_rate_incident_holds_while_the_drop_lasts_and_resolves_after():
     assert [a.status for a in rate] == ["firing", "resolved"]  # no flapping in between
     resolved_at = round(parse_timestamp(rate[1].event_time) - T0 - perf.LAG)
     assert 20_000 < resolved_at < 20_000 + 6_000
+
+
+def test_a_new_error_reference_starts_its_window_and_look_back_afresh():
+    """When the error stream adopts a new reference (a drift that lasted), the metrics
+    window and the resolution look-back of the old regime are not evidence about the new
+    one: they start again (they kept the old blocks, so the first alerts after an adoption
+    mixed regimes and a new incident's resolution test read blocks from before it)."""
+    settings = DetectionConfig().for_model("m")
+    rng = np.random.default_rng(0)
+    o, t = Outcomes(), T0
+
+    def block(error_rate: float) -> None:
+        nonlocal t
+        wrong = rng.random(settings.outcome_block) < error_rate
+        o.buf = [(t + i, int(not w), 1) for i, w in enumerate(wrong)]
+        t += settings.outcome_block
+        o.run(settings, 1e-6)
+
+    while not o.error.live:
+        block(0.05)
+    for _ in range(20):
+        block(0.3)
+    assert o.view().window_pvalues() is not None  # the look-back is full
+    o.view().restart_reference()  # what the policy does when it adopts the new regime
+    while not o.error.live:
+        block(0.3)
+    block(0.3)
+    assert o.current()[0] == settings.outcome_block  # only the block after the adoption
+    assert o.view().window_pvalues() is None  # too few blocks yet to resolve anything
