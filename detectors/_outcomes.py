@@ -583,7 +583,7 @@ class Outcomes:
             self.ref_span[1] = float(times[-1])
             if self.error.live and self.task in ("binary", "classification") and self.ref[_N]:
                 self.bank = ErrorRateCusum(self.ref[_ABS] / self.ref[_N], int(self.ref[_N]))
-                self.bank.start(self.seq + len(rows), float(times[-1]))
+                self.bank.start(self.seq + len(rows))  # at the next block's first outcome
         else:
             self.collecting = False
             self.window[self.pos % len(self.window)] = agg

@@ -293,3 +293,28 @@ def test_a_new_error_reference_starts_its_window_and_look_back_afresh():
     block(0.3)
     assert o.current()[0] == settings.outcome_block  # only the block after the adoption
     assert o.view().window_pvalues() is None  # too few blocks yet to resolve anything
+
+
+def test_a_change_at_a_block_boundary_starts_at_the_next_blocks_first_outcome():
+    """The excursion of a CUSUM whose last zero is a block's last outcome starts at the next
+    block's first outcome: its time is that outcome's (it was the previous outcome's); and
+    a bank seeded from a baseline, drifting from its first outcome, starts there (it said
+    1970-01-01, the zero time of a new bank)."""
+    B = 100
+    rows = np.zeros((B, 7))
+    rows[:, 0] = 1
+    errors = rows.copy()
+    errors[:, 5] = 1
+    times = T0 + np.arange(B, dtype=float)
+    bank = ErrorRateCusum(0.05, 10**6)
+    assert bank.update(np.zeros(B), rows, times, 0, 1e-3) is None  # all right: at zero
+    hit = bank.update(np.ones(B), errors, times + 1000, B, 1e-3)
+    assert (hit.change_seq, hit.change_time) == (B, T0 + 1000)
+    assert hit.since[0] == hit.since[5] == hit.index + 1  # the errors since, exactly
+
+    fresh = ErrorRateCusum(0.05, 10**6)  # as Outcomes.seed builds it from a baseline
+    hit = fresh.update(np.ones(B), errors, times, 0, 1e-3)
+    assert (hit.change_seq, hit.change_time) == (0, T0)
+    again = ErrorRateCusum.from_state(fresh.to_state())  # restarted after the crossing
+    hit = again.update(np.ones(B), errors, times + B, B, 1e-3)
+    assert (hit.change_seq, hit.change_time) == (B, T0 + B)
