@@ -21,6 +21,8 @@ import numpy as np
 from driftline.detectors import DetectionConfig, Monitor, build_baseline
 from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
 
+__all__ = ["KINDS", "LAG", "labelled", "report", "run_case"]
+
 T0 = 1_700_000_000.0
 LAG = 500
 KINDS = ("concept_drift", "performance")

@@ -15,6 +15,8 @@ import numpy as np
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
 from driftline.schemas import PredictionEvent
 
+__all__ = ["events", "run"]
+
 T0 = 1_700_000_000.0
 
 

@@ -67,6 +67,7 @@ from ._config import (
     load_config,
 )
 from ._monitor import Monitor
+from ._outcomes import OutcomeTotals
 from ._view import ScoreHistory, alert_row, detail_document, record_model
 from .exceptions import ConfigError, DetectorError, StateError
 
@@ -81,6 +82,7 @@ __all__ = [
     "FeatureConfig",
     "ModelConfig",
     "Monitor",
+    "OutcomeTotals",
     "ScoreHistory",
     "StateError",
     "alert_row",

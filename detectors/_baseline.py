@@ -21,6 +21,7 @@ quantiles, decimated deterministically beyond ``max_values`` per feature.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from operator import itemgetter
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ._calibration import Calibration, calibration_from_rows
+from ._calibration import MIN_LABELLED, Calibration, calibration_row, learn_calibration
 from ._categorical import CategoricalFeature, category_key
 from ._config import DetectionConfig
 from ._numeric import NumericFeature
@@ -55,6 +56,13 @@ _PSEUDO = 20_000
 #: its category list is incomplete and unseen categories are not tested against it).
 MAX_CATEGORIES = 10_000
 _CHUNK = 65_536
+#: Predictions waiting for their label, and labels for their prediction, kept at most (each;
+#: beyond, the oldest is dropped and counted in ``BaselineBuilder.unjoined``): a serving log
+#: of millions of predictions with ids, most never labelled, must not hold them all.
+MAX_PENDING = 1_000_000
+#: Labelled predictions (the first ones) a profile keeps for its score calibration: 24 bytes
+#: each, so at most 24 MB, and far more than isotonic bins of ``MIN_ROWS`` need.
+MAX_CALIBRATION_ROWS = 1_000_000
 #: Distinct values up to which a numeric profile keeps its exact value table (see ``_ties``).
 MAX_VALUES = 1024
 _PLAIN = (int, float)
@@ -148,6 +156,65 @@ class _Column:
         return out
 
 
+class _OutcomeSums:
+    """The labelled outcomes of one profile, folded ``_CHUNK`` at a time into aggregates (and,
+    for regression, an error column bounded like a feature's), so memory does not grow with
+    the number of labelled rows. The task is decided by the earliest outcome of the first
+    chunk folded."""
+
+    __slots__ = (
+        "agg",
+        "end",
+        "error",
+        "judge",
+        "max_values",
+        "rows",
+        "scored",
+        "start",
+        "threshold",
+    )
+
+    def __init__(self, threshold: float, max_values: int) -> None:
+        self.threshold = threshold  # the model's decision_threshold
+        self.max_values = max_values
+        self.rows: list[tuple[float, Any, Any]] = []  # (time, output, label), not yet folded
+        self.judge = Outcomes()
+        self.agg = np.zeros(len(AGGREGATES))
+        self.error = _Column()
+        self.start = math.inf
+        self.end = -math.inf
+        # (score, truth, predicted class) of each usable labelled prediction, flat, for the
+        # score calibration: 24 bytes a row, at most MAX_CALIBRATION_ROWS (the first ones)
+        self.scored = array("d")
+
+    def add(self, row: tuple[float, Any, Any], score: Any = None) -> None:
+        self.rows.append(row)
+        if len(self.scored) < 3 * MAX_CALIBRATION_ROWS:
+            usable = calibration_row(score, row[1], row[2], self.threshold)
+            if usable is not None:
+                self.scored.extend(usable)
+        if len(self.rows) >= _CHUNK:
+            self.fold()
+
+    def calibration(self) -> Calibration | None:
+        """The score calibration of the rows kept (None: too few, or a single class)."""
+        if len(self.scored) < 3 * MIN_LABELLED:
+            return None
+        s, y, g = np.frombuffer(self.scored, dtype=np.float64).reshape(-1, 3).T
+        return learn_calibration(s.copy(), y.copy(), g.copy())
+
+    def fold(self) -> None:
+        if not self.rows:
+            return
+        rows, self.rows = sorted(self.rows, key=itemgetter(0)), []
+        loss, per = self.judge.losses(rows, self.threshold)
+        self.agg += per.sum(axis=0)
+        self.start = min(self.start, rows[0][0])
+        self.end = max(self.end, rows[-1][0])
+        if self.judge.task == "regression":
+            self.error.add(loss[np.isfinite(loss)].tolist(), 0, self.max_values)
+
+
 class _Profile:
     __slots__ = (
         "columns",
@@ -156,13 +223,11 @@ class _Profile:
         "outcomes",
         "outputs",
         "predictions",
-        "scored",
         "start",
     )
 
-    def __init__(self) -> None:
-        self.outcomes: list[tuple[float, Any, Any]] = []  # (time, output, label)
-        self.scored: list[tuple[Any, Any, Any]] = []  # (score, output, label): calibration
+    def __init__(self, outcomes: _OutcomeSums) -> None:
+        self.outcomes = outcomes
         self.events = 0
         self.predictions = 0
         self.start = math.inf
@@ -187,8 +252,10 @@ class BaselineBuilder:
         self.max_values = max_values
         self._profiles: dict[tuple[str, str | None], _Profile] = {}
         self.labels = 0
+        self.unjoined = 0  # predictions or labels dropped unjoined (over MAX_PENDING)
         self._labels: dict[tuple[str, str], Any] = {}  # (model, prediction_id) -> label
-        self._awaiting: dict[tuple[str, str], tuple] = {}  # (model, id) -> (key, output)
+        # (model, prediction_id) -> (profile key, time, output)
+        self._awaiting: dict[tuple[str, str], tuple] = {}
 
     def add(self, events: Iterable[Any]) -> None:
         """Add events. A label event is joined to the prediction with its ``prediction_id``
@@ -198,7 +265,7 @@ class BaselineBuilder:
         for ev in events:
             if ev.kind == "label":
                 self.labels += 1
-                self._labels[(ev.model, str(ev.prediction_id))] = ev.label
+                self._label(ev)
                 continue
             key = (ev.model, ev.model_version)
             g = groups.get(key)
@@ -213,10 +280,11 @@ class BaselineBuilder:
                 self._add_chunk(key, g)
 
     def _add_chunk(self, key: tuple[str, str | None], evs: list) -> None:
+        settings = self.config.for_model(key[0])
         prof = self._profiles.get(key)
         if prof is None:
-            prof = self._profiles[key] = _Profile()
-        settings = self.config.for_model(key[0])
+            sums = _OutcomeSums(settings.decision_threshold, self.max_values)
+            prof = self._profiles[key] = _Profile(sums)
         B = len(evs)
         feats = [e.features for e in evs]
         times = np.array([e.timestamp for e in evs], dtype=np.float64)
@@ -251,10 +319,14 @@ class BaselineBuilder:
         for e in preds:
             output = judged_output(e.prediction_raw, e.prediction)
             if e.extra.get("label") is not None:
-                prof.outcomes.append((e.timestamp, output, e.extra["label"]))
-                prof.scored.append((e.prediction, output, e.extra["label"]))
+                prof.outcomes.add((e.timestamp, output, e.extra["label"]), e.prediction)
             elif e.prediction_id is not None:
-                self._awaiting[(key[0], e.prediction_id)] = (key, e.timestamp, output, e.prediction)
+                pk = (key[0], e.prediction_id)
+                if pk in self._labels:  # its label came first
+                    row = (e.timestamp, output, self._labels.pop(pk))
+                    prof.outcomes.add(row, e.prediction)
+                else:
+                    self._pend(self._awaiting, pk, (key, e.timestamp, output, e.prediction))
         if preds:
             for name in ("prediction", "latency_ms"):
                 col = [getattr(e, name) for e in preds]
@@ -263,18 +335,25 @@ class BaselineBuilder:
                     column = prof.outputs[name] = _Column()
                 column.add(col, 0, self.max_values)
 
-    def _join_labels(self) -> None:
-        """Move the predictions whose label has arrived to their profile's outcomes."""
-        labels = self._labels
-        for pk in [pk for pk in self._awaiting if pk in labels]:
-            key, time, output, score = self._awaiting.pop(pk)
-            label = labels.pop(pk)
-            self._profiles[key].outcomes.append((time, output, label))
-            self._profiles[key].scored.append((score, output, label))
+    def _label(self, ev: Any) -> None:
+        """Join a label to its waiting prediction, or keep it until the prediction comes."""
+        pk = (ev.model, str(ev.prediction_id))
+        waiting = self._awaiting.pop(pk, None)
+        if waiting is None:
+            self._pend(self._labels, pk, ev.label)
+            return
+        key, time, output, score = waiting
+        self._profiles[key].outcomes.add((time, output, ev.label), score)
+
+    def _pend(self, table: dict, pk: tuple, value: Any) -> None:
+        """Keep ``value`` until its partner arrives, dropping the oldest beyond the bound."""
+        table[pk] = value
+        if len(table) > MAX_PENDING:
+            del table[next(iter(table))]
+            self.unjoined += 1
 
     def build(self) -> Baseline:
         """The profiles of everything added so far."""
-        self._join_labels()
         profiles = []
         for (model, version), prof in sorted(
             self._profiles.items(), key=lambda kv: (kv[0][0], kv[0][1] is not None, kv[0][1] or "")
@@ -298,9 +377,10 @@ class BaselineBuilder:
                 entry[name] = (
                     c.profile("numeric" if name == "latency_ms" else None) if usable else None
                 )
-            entry["outcomes"] = _outcomes_profile(prof.outcomes, settings, self.max_values)
+            prof.outcomes.fold()
+            entry["outcomes"] = _outcomes_profile(prof.outcomes)
             if entry["outcomes"] is not None and entry["outcomes"]["task"] == "binary":
-                cal = calibration_from_rows(prof.scored, settings.decision_threshold)
+                cal = prof.outcomes.calibration()
                 if cal is not None:
                     entry["outcomes"]["calibration"] = cal.to_profile()
             profiles.append(entry)
@@ -333,15 +413,10 @@ def build_baseline(events: Iterable[Any], config: DetectionConfig | None = None)
     return builder.build()
 
 
-def _outcomes_profile(rows: list, settings: Any, max_values: int) -> dict | None:
+def _outcomes_profile(sums: _OutcomeSums) -> dict | None:
     """The labelled outcomes of a profile: task, aggregates and metrics (the error-rate
     reference of ``_outcomes``); for regression also the absolute errors' distribution."""
-    if not rows:
-        return None
-    rows = sorted(rows, key=itemgetter(0))
-    judge = Outcomes()
-    loss, per = judge.losses(rows, settings.decision_threshold)
-    agg = per.sum(axis=0)
+    judge, agg = sums.judge, sums.agg
     if judge.task is None or not agg[0]:
         return None
     out: dict[str, Any] = {
@@ -352,13 +427,11 @@ def _outcomes_profile(rows: list, settings: Any, max_values: int) -> dict | None
         },
         "metrics": judge.metrics(agg),
         "unusable": judge.skipped,
-        "start": rows[0][0],
-        "end": rows[-1][0],
+        "start": sums.start,
+        "end": sums.end,
     }
     if judge.task == "regression":
-        col = _Column()
-        col.add(loss[np.isfinite(loss)].tolist(), 0, max_values)
-        out["error"] = col.profile("numeric")
+        out["error"] = sums.error.profile("numeric")
     return out
 
 

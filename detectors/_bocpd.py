@@ -65,12 +65,22 @@ class BocpdDetector:
         return int(keep.sum()), float(self.recent[1][keep][0])
 
     def feed(
-        self, values: list[float], seqs: list[int], times: list[float] | None = None
+        self,
+        values: list[float],
+        seqs: list[int],
+        times: list[float] | None = None,
+        *,
+        stop: bool = False,
     ) -> list[tuple[int, int]]:
         """Feed values (finite, in order) with their stream sequence numbers (and event
         times); return ``(position in values, seq where the new run began)`` for each
-        reported change."""
+        reported change.
+
+        ``stop``: return at the first change, the values after it not fed, so that the
+        posterior (:attr:`post`) describes the series at the change (feed the rest next).
+        """
         out = []
+        used = len(values)
         lh, l1h = math.log(self.hazard), math.log1p(-self.hazard)
         logr, mu, kap, al, be = self.post
         for i, raw in enumerate(values):
@@ -95,15 +105,22 @@ class BocpdDetector:
                 logr[MAX_RUN - 1] = np.logaddexp.reduce(logr[MAX_RUN - 1 :])
                 logr, mu, kap, al, be = (a[:MAX_RUN] for a in (logr, mu, kap, al, be))
             m = int(np.argmax(logr))
-            begin = seqs[i] - m
-            if m < self.prev_map - MIN_GAP and begin - self.last > MIN_GAP:
+            # run length m holds the last m values (column k was updated with k values), so
+            # the run began m - 1 values before this one (at least this value itself)
+            begin = seqs[i] - max(m, 1) + 1
+            report = m < self.prev_map - MIN_GAP and begin - self.last > MIN_GAP
+            if report:
                 out.append((i, begin))
                 self.last = begin
             self.prev_map = m
+            if report and stop:
+                used = i + 1
+                break
         self.post = np.stack([logr, mu, kap, al, be])
-        self.seen += len(values)
+        self.seen += used
         if times is not None:
-            block = np.array([seqs[-RECENT:], times[-RECENT:]], dtype=np.float64)
+            lo = max(used - RECENT, 0)
+            block = np.array([seqs[lo:used], times[lo:used]], dtype=np.float64)
             self.recent = np.concatenate([self.recent, block], axis=1)[:, -RECENT:]
         return out
 

@@ -39,7 +39,7 @@ __all__ = [
     "MIN_LABELLED",
     "MIN_ROWS",
     "Calibration",
-    "calibration_from_rows",
+    "calibration_row",
     "learn_calibration",
 ]
 
@@ -176,19 +176,17 @@ def learn_calibration(
     )
 
 
-def calibration_from_rows(rows: list, threshold: float) -> Calibration | None:
-    """The calibration of a baseline's labelled predictions ``(score, judged output,
-    label)``: rows whose score is a float and whose label and predicted class are binary
-    (the predicted class is the judged output, or ``score >= threshold`` for a float)."""
-    kept = []
-    for score, output, label in rows:
-        if score.__class__ is not float:
-            continue
-        truth = as_truth(label)
-        guess = output >= threshold if output.__class__ is float else as_truth(output)
-        if truth is not None and guess is not None:
-            kept.append((score, float(truth), float(guess)))
-    if len(kept) < MIN_LABELLED:
+def calibration_row(
+    score: Any, output: Any, label: Any, threshold: float
+) -> tuple[float, float, float] | None:
+    """One labelled prediction as ``(score, truth, predicted class)`` for
+    :func:`learn_calibration`, or None when it cannot serve: its score is not a float, or its
+    label or predicted class (the judged output, or ``score >= threshold`` for a float) is not
+    binary."""
+    if score.__class__ is not float:
         return None
-    s, y, g = (np.array(c, dtype=np.float64) for c in zip(*kept, strict=True))
-    return learn_calibration(s, y, g)
+    truth = as_truth(label)
+    guess = output >= threshold if output.__class__ is float else as_truth(output)
+    if truth is None or guess is None:
+        return None
+    return score, float(truth), float(guess)

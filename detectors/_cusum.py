@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cusum_path", "cusum_threshold", "lundberg_theta"]
+__all__ = ["NEXT_TIME", "cusum_path", "cusum_threshold", "lundberg_theta"]
+
+#: The start time of a CUSUM excursion that begins at the next block's first event, not known
+#: until that block arrives (-inf, not nan, so that equal detector states compare equal).
+NEXT_TIME = float("-inf")
 
 #: Largest exponent used for a threshold: keeps ``h`` meaningful when a reference is constant
 #: (every score equal), where the exact exponent would be infinite and ``h`` zero.

@@ -34,9 +34,15 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr
 
-from ._cusum import cusum_path
+from ._cusum import NEXT_TIME, cusum_path
 
-__all__ = ["MARGIN", "ODDS_RATIOS", "ErrorRateCusum", "RateCrossing", "confirm_pvalue"]
+__all__ = [
+    "MARGIN",
+    "ODDS_RATIOS",
+    "ErrorRateCusum",
+    "RateCrossing",
+    "confirm_pvalue",
+]
 
 #: Odds ratios of the alternative error rates (error odds multiplied by these): 1.2 is about
 #: a 1-point drop at 94% accuracy, 4.0 a collapse; neighbours are within a factor 1.6, where
@@ -107,11 +113,14 @@ class ErrorRateCusum:
         m = len(ODDS_RATIOS)
         self.cusum = np.zeros(m)
         self.cum = np.zeros(N_AGG)  # aggregates of every outcome seen live
-        # per CUSUM: outcome seq and time of its excursion's start, and ``cum`` there
+        # per CUSUM: outcome seq and time of its excursion's start, and ``cum`` there (the
+        # time of the first outcome is not known yet: ``NEXT_TIME``, filled in by ``update``)
         self.zero = np.zeros((m, 2 + N_AGG))
+        self.zero[:, 1] = NEXT_TIME
 
-    def start(self, seq: int, time: float) -> None:
-        """Mark outcome ``seq`` at event ``time`` as where every excursion starts."""
+    def start(self, seq: int, time: float = NEXT_TIME) -> None:
+        """Mark outcome ``seq`` at event ``time`` as where every excursion starts (default:
+        the next block's first outcome, whose time the next :meth:`update` fills in)."""
         self.zero[:, 0] = seq
         self.zero[:, 1] = time
         self.zero[:, 2:] = self.cum
@@ -125,6 +134,8 @@ class ErrorRateCusum:
     ) -> RateCrossing | None:
         """Feed one block of 0/1 ``loss`` (nan: unusable) with its aggregate ``rows``
         (B, N_AGG); return the first crossing (the bank then restarts) or None."""
+        # an excursion that starts at this block's first outcome: now its time is known
+        self.zero[self.zero[:, 1] == NEXT_TIME, 1] = times[0]
         ok = np.isfinite(loss)
         e = np.where(ok, loss, 0.0)
         steps = np.where(ok, e * self.on_error[:, None] + (1 - e) * self.on_success[:, None], 0.0)
@@ -144,15 +155,15 @@ class ErrorRateCusum:
             zeros = np.flatnonzero(path[c] <= 0.0)
             if len(zeros):
                 j = int(zeros[-1])
-                nxt = min(j + 1, B - 1)
                 self.zero[c, 0] = seq0 + j + 1
-                self.zero[c, 1] = times[nxt]
+                # the outcome after the zero; after the block's last: the next block's first
+                self.zero[c, 1] = times[j + 1] if j + 1 < B else NEXT_TIME
                 self.zero[c, 2:] = prefix[j]
         self.cusum = path[:, -1].copy()
         self.cum = prefix[-1].copy()
         if crossing is not None:
             self.cusum[:] = 0.0
-            self.start(seq0 + B, float(times[-1]))
+            self.start(seq0 + B)
         return crossing
 
     def _crossing(self, c, t, path, prefix, times, seq0, h) -> RateCrossing:

@@ -8,7 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from ._config import DetectionConfig
-from ._outcomes import EXPIRED, judged_output
+from ._outcomes import EXPIRED, OutcomeTotals, judged_output
 from ._state import decode_state, encode_state
 from ._stream import _KIND, _PREDICTION, _SEGMENT, _TIME, ModelStream
 from ._view import feature_detail, firing_count, stream_label, stream_rows
@@ -318,18 +318,18 @@ class Monitor:
         for views that follow it batch by batch; :meth:`status` has it too, at a cost)."""
         return sum(st.joins.counts["joined"] for st in self._models.get(model, {}).values())
 
-    def outcome_totals(self, model: str) -> tuple[str | None, int, float, float]:
-        """(task, outcomes, summed loss, summed squared error) judged so far in a model's
-        streams: cumulative, cheap, for views that follow it batch by batch (an outcome
-        counts once its block of ``outcome_block`` is processed)."""
+    def outcome_totals(self, model: str) -> OutcomeTotals:
+        """The outcomes judged so far in a model's streams (task, count, summed loss, summed
+        squared error): cumulative, cheap, for views that follow it batch by batch (an
+        outcome counts once its block of ``outcome_block`` is processed)."""
         task, n, loss, sq = None, 0, 0.0, 0.0
         for st in self._models.get(model, {}).values():
-            o = st.outcomes
-            task = task or o.task
-            n += int(o.total[0])
-            loss += float(o.total[5])
-            sq += float(o.total[6])
-        return task, n, loss, sq
+            t = st.outcomes.totals()
+            task = task or t.task
+            n += t.count
+            loss += t.loss
+            sq += t.squared_error
+        return OutcomeTotals(task, n, loss, sq)
 
     def estimate_totals(self, model: str) -> dict[str, float] | None:
         """Expected confusion counts of every prediction counted by the estimates of a

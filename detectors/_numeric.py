@@ -26,7 +26,7 @@ from scipy.special import ndtr
 
 from ._adwin import AdwinDetector, adwin_delta, adwin_inputs
 from ._bocpd import BocpdDetector
-from ._cusum import cusum_path, cusum_threshold
+from ._cusum import NEXT_TIME, cusum_path, cusum_threshold
 from ._homogeneity import chi2_homogeneity, psi
 from ._policy import window_alpha
 from ._reference import NumericReference
@@ -80,7 +80,8 @@ class NumericFeature:
         self.cusum = np.zeros(4)
         # where each CUSUM excursion began (event seq and time): the change-point estimate
         self.zero_seq = np.zeros(4, dtype=np.int64)
-        self.zero_time = np.zeros(4)
+        # (``NEXT_TIME``: the next block's first event, whose time ``update_numeric`` fills in)
+        self.zero_time = np.full(4, NEXT_TIME)
         # running (count, sum, sum of squares, location-score sum) of the live values, and
         # its value where each CUSUM's excursion began: the data since a change point, exactly
         self.cum = np.zeros(4)
@@ -148,7 +149,7 @@ class NumericFeature:
             self.warm = []
             self.ring = BlockRing(settings.window_blocks, settings.bins, 4)
             self.zero_seq[:] = seq0 + B
-            self.zero_time[:] = times[-1]
+            self.zero_time[:] = NEXT_TIME  # event seq0 + B: the next block's first
         return False
 
     # ------------------------------------------------------------------ evidence
@@ -539,6 +540,8 @@ def update_numeric(
         return out
     L = len(live)
     sub = features if L == F else [features[i] for i in live]
+    for f in sub:  # excursions that start at this block's first event: now its time is known
+        f.zero_time = np.where(f.zero_time == NEXT_TIME, times[0], f.zero_time)
     Xl = X if L == F else X[live]
     finl = fin if L == F else fin[live]
     refs = [f.reference for f in sub]
@@ -596,7 +599,8 @@ def update_numeric(
     # where the current excursions began: the last zero of each CUSUM in this block
     has = cmin <= 0.0
     last = B - 1 - C[:, :, ::-1].argmin(axis=2)  # (L, 4)
-    next_time = times[np.minimum(last + 1, B - 1)]
+    # the event after the zero; after the block's last: the next block's first (not known yet)
+    next_time = np.where(last + 1 < B, times[np.minimum(last + 1, B - 1)], NEXT_TIME)
     zero_seq = np.array([f.zero_seq for f in sub])
     zero_time = np.array([f.zero_time for f in sub])
     zero_seq = np.where(has, seq0 + last + 1, zero_seq)
@@ -630,7 +634,7 @@ def update_numeric(
     if fired.any():  # restart the CUSUMs that fired
         cus[fired] = 0.0
         zero_seq[fired] = seq0 + B
-        zero_time[fired] = times[-1]
+        zero_time[fired] = NEXT_TIME  # event seq0 + B: the next block's first
         zero_cum[fired] = np.broadcast_to(cum1[:, None, :], zero_cum.shape)[fired]
     _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, masks, h, out)
     # windowed shape test on equiprobable reference bins
@@ -720,16 +724,21 @@ def _run_bocpd(features, X, fin, times, seq0, settings, out) -> None:
         pos = np.flatnonzero(fin[i])
         if not len(pos):
             continue
-        vals = X[i, pos].tolist()
-        hits = f.bocpd.feed(vals, (seq0 + pos).tolist(), times[pos].tolist())
+        vals, seqs, ts = X[i, pos].tolist(), (seq0 + pos).tolist(), times[pos].tolist()
+        # up to the first change only, so that its posterior describes the series there
+        # (with ``block`` > 1 the block's end is later); the rest is fed after the report
+        hits = f.bocpd.feed(vals, seqs, ts, stop=True)
         if hits:
             j, begin = hits[0]
-            out[i].append(_bocpd_signal(f, X[i], fin[i], times, seq0, int(pos[j]), begin))
+            out[i].append(_bocpd_signal(f, times, seq0, int(pos[j]), begin))
+            if j + 1 < len(vals):
+                f.bocpd.feed(vals[j + 1 :], seqs[j + 1 :], ts[j + 1 :])
 
 
-def _bocpd_signal(f, row, fin, times, seq0, t, begin) -> Signal:
+def _bocpd_signal(f, times, seq0, t, begin) -> Signal:
     """A BOCPD change at block position ``t`` whose new run began at event ``begin``:
-    before/after are the posterior means of the previous and the new run (raw scale)."""
+    before/after are the posterior means of the previous and the new run (raw scale), as
+    the posterior stands at ``t``."""
     d = f.bocpd
     logr, mu = d.post[0], d.post[1]
     m = int(np.argmax(logr))
@@ -744,7 +753,7 @@ def _bocpd_signal(f, row, fin, times, seq0, t, begin) -> Signal:
     if known is not None:
         n, start = known
     else:  # began before the values kept: the run length says how many
-        n, start = m + 1, float(times[0])
+        n, start = max(m, 1), float(times[0])
     msg = (
         f"Level of '{f.name}' changed from about {before:.4g} to {after:.4g}: Bayesian "
         f"online change-point detection started a new segment {n} values ago "

@@ -28,7 +28,7 @@ import math
 from array import array
 from collections import deque
 from itertools import accumulate, chain, compress, pairwise, repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,7 @@ __all__ = [
     "UNITS",
     "ErrorView",
     "LabelJoin",
+    "OutcomeTotals",
     "Outcomes",
     "as_truth",
     "judged_output",
@@ -413,6 +414,18 @@ RESOLVE_BLOCKS = 16
 UNITS = 5
 
 
+class OutcomeTotals(NamedTuple):
+    """The outcomes judged so far in a model's streams (cumulative): the task, how many,
+    and the sums a view turns into accuracy (``loss`` / ``count`` is the error rate of a
+    classifier) or MAE and RMSE (regression). Sums, not rates, so that the difference of
+    two readings is exactly what was judged between them."""
+
+    task: str | None
+    count: int
+    loss: float  # summed 0/1 error, or summed absolute error
+    squared_error: float  # summed squared error (regression)
+
+
 class Outcomes:
     """Error stream, windowed metrics and the incident state of one model stream's labels.
 
@@ -528,6 +541,11 @@ class Outcomes:
         """Accuracy, precision, recall, F1 (classification) or MAE, RMSE (regression)."""
         return outcome_metrics(self.task, agg)
 
+    def totals(self) -> OutcomeTotals:
+        """Every outcome processed so far, summed (see :class:`OutcomeTotals`)."""
+        t = self.total
+        return OutcomeTotals(self.task, int(t[_N]), float(t[_ABS]), float(t[_SQ]))
+
     def current(self) -> np.ndarray:
         return np.zeros(7) if self.window is None else self.window.sum(axis=0)
 
@@ -560,13 +578,18 @@ class Outcomes:
                 self.bank = None
                 self.collecting = True
                 self.source = "live"
+                # the window and the resolution look-back start again with the reference:
+                # blocks of the regime it replaces are not evidence about the new one
+                self.window[:] = 0.0
+                self.recent[:] = 0.0
+                self.pos = 0
             self.ref += agg
             if math.isnan(self.ref_span[0]):
                 self.ref_span[0] = float(times[0])
             self.ref_span[1] = float(times[-1])
             if self.error.live and self.task in ("binary", "classification") and self.ref[_N]:
                 self.bank = ErrorRateCusum(self.ref[_ABS] / self.ref[_N], int(self.ref[_N]))
-                self.bank.start(self.seq + len(rows), float(times[-1]))
+                self.bank.start(self.seq + len(rows))  # at the next block's first outcome
         else:
             self.collecting = False
             self.window[self.pos % len(self.window)] = agg

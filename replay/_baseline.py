@@ -52,6 +52,9 @@ class BaselineSummary:
         Wall time of the build.
     outcomes : tuple of str
         Per profile, what it learnt of labels (the reference of the error-rate detectors).
+    unjoined : int
+        Predictions waiting for a label, or labels for a prediction, dropped unjoined because
+        more than ``MAX_PENDING`` were waiting (the builder's memory bound).
     """
 
     inputs: tuple[str, ...]
@@ -63,6 +66,7 @@ class BaselineSummary:
     profiles: tuple[tuple[str, str | None, int, int], ...]
     elapsed_seconds: float = 0.0
     outcomes: tuple[str, ...] = ()
+    unjoined: int = 0
 
     def format(self) -> str:
         """The human summary printed on stderr at the end of ``driftline baseline build``."""
@@ -78,6 +82,11 @@ class BaselineSummary:
             lines.append(
                 f"  {model} (version {version or 'any'}): {n:,} events, {features} features"
                 + (f"; {labels}" if labels else "")
+            )
+        if self.unjoined:
+            lines.append(
+                f"  labels: {self.unjoined:,} predictions or labels dropped unjoined (too many "
+                "waiting for their partner: put each label near its prediction in the input)"
             )
         return "\n".join(lines)
 
@@ -200,4 +209,5 @@ def build_baseline_file(
         ),
         elapsed_seconds=elapsed,
         outcomes=tuple(_outcomes_line(p) for p in baseline.profiles),
+        unjoined=builder.unjoined,
     )

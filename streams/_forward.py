@@ -41,6 +41,7 @@ from driftline.streams._incidents import (
     SIGNATURE_HEADER,
     IncidentBook,
     alertmanager_alert,
+    malformed,
     signature,
     slack_body,
     sort_for_delivery,
@@ -351,7 +352,10 @@ class Forwarder:
         for tp, records in batch.items():
             for record in records:
                 alert = decode_alert(record)
-                if alert is None:
+                problem = None if alert is None else malformed(alert)
+                if problem is not None:
+                    log.warning("skipping alert at %s offset %s: %s", tp, record.offset, problem)
+                if alert is None or problem is not None:
                     self.metrics.skipped.labels("invalid").inc()
                 elif record.offset < committed.get(tp, 0):
                     self.dedup.first_time(alert["alert_id"])

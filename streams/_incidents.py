@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ __all__ = [
     "IncidentBook",
     "alertmanager_alert",
     "incident_of",
+    "malformed",
     "signature",
     "slack_body",
     "sort_for_delivery",
@@ -57,6 +59,20 @@ def incident_of(alert: dict[str, Any]) -> str:
         if isinstance(fired, str) and fired:
             return fired
     return str(alert["alert_id"])
+
+
+def malformed(alert: dict[str, Any]) -> str | None:
+    """Why the forwarder cannot deliver ``alert`` (None: it can).
+
+    ``decode_alert`` only checks for an ``alert_id``; the fields read here as mappings must
+    be mappings (or absent), else building the Alertmanager labels would raise and stop the
+    forwarder on the same record at every restart.
+    """
+    for name in ("statistics", "segment"):
+        value = alert.get(name)
+        if value is not None and not isinstance(value, dict):
+            return f"{name} is a {type(value).__name__}, not an object"
+    return None
 
 
 class _Incident:
@@ -137,16 +153,19 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _parsed_time(alert: dict[str, Any]) -> datetime | None:
+    """The alert's event time (None when absent or unreadable)."""
+    try:
+        when = datetime.fromisoformat(str(alert["event_time"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
 def _event_time(alert: dict[str, Any], now: datetime) -> datetime:
     """The alert's event time, never later than ``now`` (Alertmanager works in wall time)."""
-    try:
-        text = str(alert["event_time"]).replace("Z", "+00:00")
-        when = datetime.fromisoformat(text)
-    except (KeyError, ValueError):
-        return now
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(when, now)
+    when = _parsed_time(alert)
+    return now if when is None else min(when, now)
 
 
 def _labels(alert: dict[str, Any]) -> dict[str, str]:
@@ -221,9 +240,17 @@ def signature(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def _sort_time(alert: dict[str, Any]) -> float:
+    """An alert's event time in epoch seconds (an unreadable one sorts first)."""
+    when = _parsed_time(alert)
+    return -math.inf if when is None else when.timestamp()
+
+
 def sort_for_delivery(alerts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alerts in event-time order, a firing alert before a resolution at the same time."""
-    return sorted(
-        alerts,
-        key=lambda a: (str(a.get("event_time", "")), a.get("status") == "resolved"),
-    )
+    """Alerts in event-time order, a firing alert before a resolution at the same time.
+
+    Times are compared as instants, not as text: driftline writes whole seconds without a
+    fraction (``...:24Z``) and others with one (``...:24.500000Z``), and as text the second
+    sorts first.
+    """
+    return sorted(alerts, key=lambda a: (_sort_time(a), a.get("status") == "resolved"))

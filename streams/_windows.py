@@ -72,6 +72,7 @@ from operator import attrgetter
 from typing import Any
 
 import orjson
+from driftline.detectors import OutcomeTotals
 from driftline.schemas import format_timestamp, parse_timestamp
 
 __all__ = ["ModelWindows", "WindowBook", "shard_windows_key"]
@@ -84,6 +85,7 @@ _TIME = attrgetter("timestamp")
 #: Bounds the alert keys of one window (``kind`` is an open set in the contract).
 _MAX_ALERT_KINDS = 32
 _FORMAT = 1
+_NO_OUTCOMES = OutcomeTotals(None, 0, 0.0, 0.0)
 
 
 def shard_windows_key(shard: int) -> bytes:
@@ -237,8 +239,8 @@ class WindowBook:
         ``model -> labels joined so far`` (cumulative, from the monitor); called only for
         batches that contain labels of that model.
     outcomes
-        ``model -> (task, judged, summed loss, summed squared error)`` so far (cumulative,
-        from the monitor's ``outcome_totals``), read like ``joined``; None: not kept.
+        ``model -> OutcomeTotals`` (task, count, loss, squared_error) so far (cumulative,
+        the monitor's ``outcome_totals``), read like ``joined``; None: not kept.
     """
 
     def __init__(
@@ -246,7 +248,7 @@ class WindowBook:
         seconds: float,
         keep: int,
         joined: Callable[[str], int],
-        outcomes: Callable[[str], tuple] | None = None,
+        outcomes: Callable[[str], OutcomeTotals] | None = None,
     ) -> None:
         if not (seconds > 0 and math.isfinite(seconds)) or keep < 1:
             raise ValueError("windows: seconds > 0 and keep >= 1")
@@ -258,7 +260,7 @@ class WindowBook:
         self.shard_dirty: set[int] = set()
         self._joined: dict[str, int] = {}  # last cumulative join count read, per model
         self._outcomes_of = outcomes
-        self._judged: dict[str, tuple] = {}  # last cumulative outcome totals read, per model
+        self._judged: dict[str, OutcomeTotals] = {}  # last totals read, per model
 
     # -- the hot path: once per batch ------------------------------------------------------
 
@@ -342,14 +344,14 @@ class WindowBook:
 
     def _count_outcomes(self, model: str, t: float) -> None:
         """The outcomes a batch of ``model``'s labels completed, in the window of time ``t``."""
-        _, n0, l0, s0 = self._judged.get(model, (None, 0, 0.0, 0.0))
-        task, n, loss, sq = self._judged[model] = self._outcomes_of(model)  # type: ignore[misc]
-        if n > n0:
+        last = self._judged.get(model, _NO_OUTCOMES)
+        now = self._judged[model] = self._outcomes_of(model)  # type: ignore[misc]
+        if now.count > last.count:
             w = self._model(model).window(int(t // self.seconds)) or self._model(model).latest()
-            w.outcomes[0] += n - n0  # type: ignore[union-attr]
-            w.outcomes[1] += loss - l0  # type: ignore[union-attr]
-            w.outcomes[2] += sq - s0  # type: ignore[union-attr]
-            w.task = task  # type: ignore[union-attr]
+            w.outcomes[0] += now.count - last.count  # type: ignore[union-attr]
+            w.outcomes[1] += now.loss - last.loss  # type: ignore[union-attr]
+            w.outcomes[2] += now.squared_error - last.squared_error  # type: ignore[union-attr]
+            w.task = now.task  # type: ignore[union-attr]
 
     def has_time(self, model: str) -> bool:
         """Whether ``model`` has a window (an event time) to count a dead letter in."""

@@ -87,6 +87,37 @@ def test_baseline_learns_labels_from_events_or_a_label_field(label_events):
     assert op["start"] == T0 and op["end"] == T0 + 3999
 
 
+def test_baseline_join_memory_is_bounded_and_drops_are_counted(monkeypatch):
+    """Predictions waiting for a label (and labels for a prediction) are bounded: a serving
+    log of predictions with ids, most never labelled, must not all stay in memory."""
+    from driftline.detectors import BaselineBuilder, _baseline
+
+    monkeypatch.setattr(_baseline, "MAX_PENDING", 10)
+    evs = _training(30, label_events=True)
+    preds = [e for e in evs if e.kind == "prediction"]
+    labels = [e for e in evs if e.kind == "label"]
+    builder = BaselineBuilder()
+    builder.add(sorted(preds, key=lambda e: e.timestamp))  # all predictions first
+    builder.add(labels)
+    # the 10 newest predictions waited and joined; the 20 older ones were dropped, and of
+    # their 20 labels (no prediction to join) only 10 are kept waiting
+    assert builder.unjoined == 20 + 10
+    out = builder.build().profile("m", None)["outcomes"]
+    assert out["aggregates"]["count"] == 10 and out["start"] == T0 + 20
+
+
+def test_baseline_outcomes_folded_in_chunks_match_one_pass(monkeypatch):
+    """Labelled rows are folded into sums a chunk at a time (bounded memory): the profile is
+    the same as when every row is judged at once."""
+    from driftline.detectors import _baseline
+
+    evs = _training(3000, label_events=True)
+    whole = build_baseline(evs).profile("m", None)["outcomes"]
+    monkeypatch.setattr(_baseline, "_CHUNK", 256)
+    chunked = build_baseline(evs).profile("m", None)["outcomes"]
+    assert chunked == whole and whole["aggregates"]["count"] == 3000
+
+
 def test_baseline_rejects_malformed_outcomes():
     doc = build_baseline(_training(200, label_events=False)).to_json()
     from driftline.detectors import ConfigError
@@ -233,3 +264,57 @@ def test_an_error_rate_incident_holds_while_the_drop_lasts_and_resolves_after():
     assert [a.status for a in rate] == ["firing", "resolved"]  # no flapping in between
     resolved_at = round(parse_timestamp(rate[1].event_time) - T0 - perf.LAG)
     assert 20_000 < resolved_at < 20_000 + 6_000
+
+
+def test_a_new_error_reference_starts_its_window_and_look_back_afresh():
+    """When the error stream adopts a new reference (a drift that lasted), the metrics
+    window and the resolution look-back of the old regime are not evidence about the new
+    one: they start again (they kept the old blocks, so the first alerts after an adoption
+    mixed regimes and a new incident's resolution test read blocks from before it)."""
+    settings = DetectionConfig().for_model("m")
+    rng = np.random.default_rng(0)
+    o, t = Outcomes(), T0
+
+    def block(error_rate: float) -> None:
+        nonlocal t
+        wrong = rng.random(settings.outcome_block) < error_rate
+        o.buf = [(t + i, int(not w), 1) for i, w in enumerate(wrong)]
+        t += settings.outcome_block
+        o.run(settings, 1e-6)
+
+    while not o.error.live:
+        block(0.05)
+    for _ in range(20):
+        block(0.3)
+    assert o.view().window_pvalues() is not None  # the look-back is full
+    o.view().restart_reference()  # what the policy does when it adopts the new regime
+    while not o.error.live:
+        block(0.3)
+    block(0.3)
+    assert o.current()[0] == settings.outcome_block  # only the block after the adoption
+    assert o.view().window_pvalues() is None  # too few blocks yet to resolve anything
+
+
+def test_a_change_at_a_block_boundary_starts_at_the_next_blocks_first_outcome():
+    """The excursion of a CUSUM whose last zero is a block's last outcome starts at the next
+    block's first outcome: its time is that outcome's (it was the previous outcome's); and
+    a bank seeded from a baseline, drifting from its first outcome, starts there (it said
+    1970-01-01, the zero time of a new bank)."""
+    B = 100
+    rows = np.zeros((B, 7))
+    rows[:, 0] = 1
+    errors = rows.copy()
+    errors[:, 5] = 1
+    times = T0 + np.arange(B, dtype=float)
+    bank = ErrorRateCusum(0.05, 10**6)
+    assert bank.update(np.zeros(B), rows, times, 0, 1e-3) is None  # all right: at zero
+    hit = bank.update(np.ones(B), errors, times + 1000, B, 1e-3)
+    assert (hit.change_seq, hit.change_time) == (B, T0 + 1000)
+    assert hit.since[0] == hit.since[5] == hit.index + 1  # the errors since, exactly
+
+    fresh = ErrorRateCusum(0.05, 10**6)  # as Outcomes.seed builds it from a baseline
+    hit = fresh.update(np.ones(B), errors, times, 0, 1e-3)
+    assert (hit.change_seq, hit.change_time) == (0, T0)
+    again = ErrorRateCusum.from_state(fresh.to_state())  # restarted after the crossing
+    hit = again.update(np.ones(B), errors, times + B, B, 1e-3)
+    assert (hit.change_seq, hit.change_time) == (B, T0 + B)

@@ -157,3 +157,33 @@ def test_quality_alert_against_a_baseline_names_the_profile_span():
     assert parse_timestamp(ref["start"]) == T0 - 1e6
     assert parse_timestamp(ref["end"]) == T0 - 1e6 + 4999
     assert ref["count"] == 5000
+
+
+def test_a_change_from_the_first_event_against_a_baseline_starts_there():
+    """A feature judged against a baseline from its first event, drifting from that event:
+    the current window starts at it (it started on 1970-01-01, the zero time of a new
+    feature state), and a window that begins at a block's first event has that event's
+    time (it had the previous block's last)."""
+    from driftline.schemas import FeatureEvent, parse_timestamp
+
+    rng = np.random.default_rng(5)
+    train = [
+        FeatureEvent(model="m", timestamp=T0 - 1e6 + i, features={"x": float(v)})
+        for i, v in enumerate(rng.normal(0, 1, 20_000))
+    ]
+    baseline = build_baseline(train)
+    # from the first event; from the second block's first event (seed 1: the estimated
+    # change point is exactly there, the excursion starting after the first block's last)
+    for shift_at, seed in ((0, 0), (512, 1)):
+        r = np.random.default_rng(seed)
+        x = np.concatenate([r.normal(0, 1, shift_at), r.normal(2, 1, 3000)])
+        evs = [
+            FeatureEvent(model="m", timestamp=T0 + i, features={"x": float(v)})
+            for i, v in enumerate(x)
+        ]
+        firing = [a for a in Monitor(baseline=baseline).process(evs) if a.status == "firing"]
+        st, cur = firing[0].statistics, firing[0].window["current"]
+        assert st["change_seq"] == shift_at, st
+        assert parse_timestamp(cur["start"]) == T0 + shift_at
+        end = round(parse_timestamp(firing[0].event_time) - T0)
+        assert cur["count"] == end - shift_at + 1

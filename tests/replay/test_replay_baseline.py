@@ -100,3 +100,34 @@ def test_build_learns_labels_from_label_events_and_label_fields(cli, tmp_path):
     assert f"400 labelled predictions (binary, accuracy {1 - errors / 400:.2%})" in run.stderr
     out = orjson.loads(profile.read_bytes())["profiles"][0]["outcomes"]
     assert out["aggregates"]["count"] == 400 and out["aggregates"]["loss"] == errors
+
+
+def test_build_summary_says_how_many_were_dropped_unjoined(tmp_path, monkeypatch):
+    """Waiting predictions and labels are bounded (``MAX_PENDING``); what the bound drops is
+    counted and the summary says so."""
+    from driftline.detectors import _baseline
+    from driftline.replay import build_baseline_file
+
+    monkeypatch.setattr(_baseline, "MAX_PENDING", 5)
+    t0 = 1_700_000_000
+    preds = [
+        {
+            "model": "m",
+            "timestamp": t0 + i,
+            "features": {"x": i},
+            "prediction": 0.9,
+            "prediction_id": f"p{i}",
+        }
+        for i in range(20)
+    ]
+    labels = [
+        {"model": "m", "timestamp": t0 + 100 + i, "prediction_id": f"p{i}", "label": 1}
+        for i in range(20)
+    ]
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in preds + labels))
+    summary = build_baseline_file([str(train)], tmp_path / "profile.json", progress=False)
+    # 15 predictions fell out while waiting; 10 of the 15 labels without one were dropped
+    assert summary.unjoined == 25
+    assert "25 predictions or labels dropped unjoined" in summary.format()
+    assert "5 labelled predictions" in summary.format()

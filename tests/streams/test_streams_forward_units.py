@@ -169,3 +169,48 @@ def test_settings_keep_the_secret_out_of_repr():
     settings = ForwardSettings(webhooks=("http://h",), webhook_secret="hunter2")
     assert "hunter2" not in repr(settings)
     assert settings.hold_seconds == 4 * settings.resend_seconds
+
+
+def test_delivery_order_compares_instants_not_text():
+    """A whole second is written without a fraction (``...:00Z``) and a later instant in the
+    same second with one (``...:00.500000Z``): as text the later one sorted first, and a
+    resolution read in one batch with its firing was sent first (the firing then dropped as
+    stale, so Alertmanager never showed the incident)."""
+    alerts = [_resolved(when="2026-06-01T10:00:00.500000Z"), _firing(when="2026-06-01T10:00:00Z")]
+    assert [a["alert_id"] for a in sort_for_delivery(alerts)] == ["f1", "r1"]
+    unreadable = _firing("f0", when="yesterday")
+    assert sort_for_delivery([*alerts, unreadable])[0] is unreadable
+
+
+def test_an_alert_with_malformed_fields_is_counted_not_fatal():
+    """An alert whose ``segment`` or ``statistics`` is not an object made building its
+    Alertmanager labels raise, stopping the forwarder on the same record at every restart;
+    it is now skipped and counted as invalid, and the records around it are delivered."""
+    from typing import NamedTuple
+
+    from driftline.streams import KafkaSettings
+    from driftline.streams._forward import Forwarder
+    from driftline.streams._incidents import malformed
+    from orjson import dumps
+
+    class Record(NamedTuple):
+        value: bytes
+        offset: int
+        timestamp: int
+
+    bad_segment = _firing("b1", segment=["region", "eu"])
+    bad_stats = {**_firing("b2"), "statistics": "p=0.01"}
+    with pytest.raises(AttributeError):  # what the forwarder did with it before
+        alertmanager_alert(bad_segment, now=NOW, hold_seconds=60)
+    assert "segment" in malformed(bad_segment) and "statistics" in malformed(bad_stats)
+    assert malformed(_firing()) is None and malformed(_resolved()) is None
+
+    fwd = Forwarder(KafkaSettings(), ForwardSettings(webhooks=("http://127.0.0.1:9",)))
+    alerts = [_firing("g1"), bad_segment, bad_stats, _resolved("g1", "g2")]
+    records = [Record(dumps(a), i, 1_000 * i) for i, a in enumerate(alerts)]
+    fresh = fwd._split({"tp": records}, {})
+    assert [a["alert_id"] for a, _ in fresh] == ["g1", "g2"]
+    skipped = fwd.metrics.registry.get_sample_value(
+        "driftline_forward_skipped_total", {"reason": "invalid"}
+    )
+    assert skipped == 2
