@@ -23,6 +23,7 @@ from typing import Any
 
 import faust
 from driftline.streams._bulk import BulkTransport
+from driftline.streams._deadletter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, DeadLetters
 from driftline.streams._framing import TICK
 from driftline.streams._metrics import WorkerMetrics
 from driftline.streams._router import Router
@@ -122,6 +123,17 @@ def changelog_topic_name(app_id: str) -> str:
     return f"{app_id}-{_TABLE}-changelog"
 
 
+def producer_max_request_size(settings: WorkerSettings) -> int:
+    """The producer's request limit: a full internal batch plus one event, with room."""
+    return settings.max_batch_bytes + settings.max_event_bytes + 65536
+
+
+def deadletter_limit(settings: WorkerSettings) -> int:
+    """The largest dead-letter record: the topic's limit or the producer's, the smaller."""
+    topic_limit = settings.deadletter_max_bytes or KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+    return min(topic_limit, producer_max_request_size(settings))
+
+
 def build_monitor(settings: WorkerSettings) -> Any:
     """The worker's :class:`driftline.detectors.Monitor` from ``--config`` and ``--baseline``.
 
@@ -177,7 +189,7 @@ def build_worker(
         broker_commit_interval=settings.commit_interval,
         broker_max_poll_records=settings.max_poll_records,
         consumer_max_fetch_size=4 * 1024 * 1024,
-        producer_max_request_size=settings.max_batch_bytes + settings.max_event_bytes + 65536,
+        producer_max_request_size=producer_max_request_size(settings),
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,  # held messages wait for a checkpoint, never for a rebalance
         table_standby_replicas=0,
@@ -216,6 +228,7 @@ def build_worker(
         options=dict(_ROCKSDB_OPTIONS) if settings.store == "rocksdb" else None,
     )
     sources = topics.sources
+    deadletters = DeadLetters(app.producer, topics.deadletter, deadletter_limit(settings))
     processor = ShardProcessor(
         monitor,
         table,
@@ -229,6 +242,7 @@ def build_worker(
         metrics=metrics,
         window_seconds=settings.window_seconds,
         window_count=settings.window_count,
+        deadletters=deadletters,
     )
     router = Router(
         app.producer,
@@ -239,6 +253,7 @@ def build_worker(
         settings.max_batch_bytes,
         settings.max_event_bytes,
         metrics,
+        deadletters,
     )
     app.driftline_router = router
     # Subscribe the consumer to the source topics; records never reach a channel (the bulk

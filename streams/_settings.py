@@ -231,6 +231,10 @@ class WorkerSettings:
         Upper bound of one internal batch message (raw events framed together).
     max_event_bytes
         Larger events go to the dead-letter topic instead of into a batch.
+    deadletter_max_bytes
+        The dead-letter topic's ``max.message.bytes`` (``driftline worker`` asks the broker;
+        ``None``: Apache Kafka's default, 1,048,588). A dead letter whose record would
+        exceed it, or the producer's request limit, is sent as a reference (``_deadletter``).
     max_poll_records
         Records per fetch. Larger fetches amortise more per-fetch cost but make each batch
         take longer to detect on, which is latency: 1000 keeps p99 under a second at half
@@ -257,6 +261,7 @@ class WorkerSettings:
     web_port: int = 6066
     max_batch_bytes: int = 512 * 1024
     max_event_bytes: int = 256 * 1024
+    deadletter_max_bytes: int | None = None
     max_poll_records: int = 1000
     window_seconds: float = 60.0
     window_count: int = 10

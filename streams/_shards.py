@@ -41,9 +41,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from driftline.streams._deadletter import DeadLetters, Origin
 from driftline.streams._framing import iter_frames
 from driftline.streams._metrics import WorkerMetrics
-from driftline.streams._router import deadletter_headers, model_of, shard_of
+from driftline.streams._router import model_of, shard_of
 from driftline.streams._windows import WindowBook, shard_windows_key
 
 __all__ = [
@@ -195,6 +196,7 @@ class ShardProcessor:
         metrics: WorkerMetrics,
         window_seconds: float = 60.0,
         window_count: int = 10,
+        deadletters: DeadLetters | None = None,
     ) -> None:
         from driftline.schemas import ContractError, decode_event
 
@@ -206,7 +208,7 @@ class ShardProcessor:
         self._shards_total = shards
         self._topic_of_kind = sources
         self._alerts_topic = alerts_topic
-        self._deadletter = deadletter_topic
+        self._deadletters = deadletters or DeadLetters(producer, deadletter_topic)
         self._every_events = checkpoint_events
         self._every_seconds = checkpoint_seconds
         self._metrics = metrics
@@ -560,10 +562,8 @@ class ShardProcessor:
         offset: int,
         reason: str = "batch",
     ) -> None:
-        headers = deadletter_headers(error, topic, partition, offset)
-        self._pending.append(
-            await self._producer.send(self._deadletter, None, raw, None, None, headers)
-        )
+        where = Origin(error, topic, partition, offset)
+        self._pending.append(await self._deadletters.send(None, raw, where))
         self._metrics.invalid.labels(topic, reason).inc()
         self._note_dead(raw, topic, partition, offset, reason)
 

@@ -173,12 +173,16 @@ def _worker(args: argparse.Namespace) -> int:
             rebalance_timeout=args.session_timeout,
             loglevel=args.loglevel,
         )
+        from dataclasses import replace
+
         from driftline.streams._app import build_monitor, build_worker
-        from driftline.streams._topics import ensure_topics_sync
+        from driftline.streams._topics import deadletter_limit_sync, ensure_topics_sync
 
         monitor = build_monitor(settings)  # a bad --config or --baseline fails before Kafka
         if not args.no_create_topics:
             ensure_topics_sync(kafka, settings)
+        limit = deadletter_limit_sync(kafka, settings.topics.deadletter)
+        settings = replace(settings, deadletter_max_bytes=limit)
         worker = build_worker(kafka, settings, monitor)
     except (StreamsError, ReplayError, ValueError, OSError) as exc:
         print(f"driftline worker: {exc}", file=sys.stderr)

@@ -1,0 +1,162 @@
+"""Fault injection: hostile messages must never stop a worker, and nothing may be lost.
+
+Unit tests pin the dead-letter sender's decisions (intact or reference) against a producer
+that enforces sizes the way aiokafka and the broker do; the integration test sends messages
+up to and past the broker's maximum to a real worker on the embedded broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import orjson
+import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from driftline.streams._deadletter import (
+    KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
+    PREFIX_BYTES,
+    DeadLetters,
+    Origin,
+)
+
+
+class _SizedProducer:
+    """Refuses records above ``request_limit`` at ``send`` (as aiokafka does) and fails the
+    delivery of records above ``broker_limit`` (as a broker with a lower limit does)."""
+
+    def __init__(self, request_limit: int, broker_limit: int) -> None:
+        self.request_limit = request_limit
+        self.broker_limit = broker_limit
+        self.delivered: list[tuple[bytes | None, bytes, dict]] = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+        if size > self.request_limit:
+            raise MessageSizeTooLargeError("request too large")
+        future = asyncio.get_running_loop().create_future()
+        if size > self.broker_limit:
+            future.set_exception(MessageSizeTooLargeError("broker refused"))
+        else:
+            self.delivered.append((key, value, dict(headers)))
+            future.set_result(len(self.delivered))
+        return future
+
+
+def _send_all(dead: DeadLetters, payloads: list[tuple[bytes | None, bytes]]) -> None:
+    async def run():
+        futures = [
+            await dead.send(key, raw, Origin("payload: too large", "src", 2, i))
+            for i, (key, raw) in enumerate(payloads)
+        ]
+        await asyncio.gather(*futures)
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("request_limit", "broker_limit"),
+    [(900_000, 10**9), (10**9, 900_000), (10**9, 300_000), (KAFKA_DEFAULT_MAX_MESSAGE_BYTES,) * 2],
+)
+def test_every_dead_letter_is_delivered_intact_or_as_a_reference(request_limit, broker_limit):
+    # the sender believes the limit is 900 kB; the producer or the broker may be stricter
+    producer = _SizedProducer(request_limit, broker_limit)
+    dead = DeadLetters(producer, "dead", max_bytes=900_000)
+    sizes = [0, 10, 300_000, 800_000, 890_000, 900_000, 1_000_000, 5_000_000]
+    payloads = [(None if i % 2 else b"k" * (i * 700), bytes([i]) * n) for i, n in enumerate(sizes)]
+    _send_all(dead, payloads)
+    assert len(producer.delivered) == len(payloads)  # nothing lost, nothing raised
+    by_offset = {int(h["offset"]): (key, value, h) for key, value, h in producer.delivered}
+    for i, (key, raw) in enumerate(payloads):
+        got_key, value, headers = by_offset[i]
+        assert headers["topic"] == b"src" and headers["partition"] == b"2"
+        assert headers["error"] == b"payload: too large"
+        if headers["payload"] == b"intact":
+            assert value == raw and got_key == key
+            assert len(raw) < min(request_limit, broker_limit)
+        else:
+            assert headers["payload"] == b"reference"
+            assert int(headers["size"]) == len(raw)
+            assert headers["sha256"] == hashlib.sha256(raw).hexdigest().encode()
+            assert raw.startswith(value) and 0 < len(value) <= PREFIX_BYTES
+            assert len(raw) > 200_000  # only what could not go intact is referenced
+    if request_limit == broker_limit == KAFKA_DEFAULT_MAX_MESSAGE_BYTES:
+        # the sender's own limit decides: below 900 kB intact, above a reference
+        kinds = [by_offset[i][2]["payload"] for i in range(len(sizes))]
+        assert kinds == [b"intact"] * 5 + [b"reference"] * 3
+
+
+def test_a_huge_key_is_cut_in_a_reference():
+    producer = _SizedProducer(10**9, 10**9)
+    dead = DeadLetters(producer, "dead", max_bytes=100_000)
+    _send_all(dead, [(b"K" * 500_000, b"v" * 10)])
+    (key, value, headers) = producer.delivered[0]
+    assert headers["payload"] == b"reference" and headers["key_size"] == b"500000"
+    assert value == b"v" * 10 and len(key) <= 1024
+
+
+def _big_event(model: str, size: int) -> bytes:
+    head = {"model": model, "timestamp": 1.7e9, "prediction": 1, "features": {"blob": ""}}
+    base = len(orjson.dumps(head))
+    head["features"]["blob"] = "x" * max(0, size - base)
+    return orjson.dumps(head)
+
+
+def _produce_large(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=64 << 20)
+        await producer.start()
+        try:
+            for topic, key, value in messages:  # one by one: each its own request
+                await (await producer.send(topic, value, key=key))
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def test_messages_up_to_and_past_the_brokers_maximum_never_stop_a_worker(layout, start_worker, kit):
+    """The issue's critical case: a message over the producer's request limit (832 KiB with
+    the default settings) crash-looped every worker. Sizes from below the event limit to
+    past Apache Kafka's default maximum (1 MB; Tansu describes none and takes 100 MB)."""
+    topic = layout.topics.predictions
+    good = kit.drifting_events(["big-a", "big-b"], 100)
+    sizes = [200_000, 300_000, 800_000, 852_000, 1_048_588, 1_500_000, 8_000_000, 24_000_000]
+    huge = [_big_event("big-a", n) for n in sizes]
+    messages = [(topic, b"big-a", line) for line in good[:100]]
+    messages += [(topic, b"big-a", raw) for raw in huge]
+    messages += [(topic, b"big-a", line) for line in good[100:]]
+    worker = start_worker(layout)
+    _produce_large(layout.bootstrap, messages)
+    dead = kit.read_topic(
+        layout.bootstrap, layout.topics.deadletter, lambda r: len(r) >= len(huge) - 1, timeout=90
+    )
+    oversized = [raw for raw in huge if len(raw) > 256 * 1024]  # the event limit
+    within = [raw for raw in huge if len(raw) <= 256 * 1024]  # valid: a 200 kB blob feature
+    worker.wait_events(len(good) + len(within))
+    assert worker.alive(), worker.tail()
+    assert worker.metric("driftline_events_total") == len(good) + len(within)
+    assert len(dead) == len(oversized), "one dead letter per oversized message"
+    assert worker.metric("driftline_invalid_messages_total") == len(oversized)
+    seen = set()
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["topic"].decode() == topic and headers["error"].startswith(b"payload")
+        if headers["payload"] == b"intact":
+            original = record.value
+        else:
+            assert headers["payload"] == b"reference"
+            (original,) = [
+                raw
+                for raw in oversized
+                if hashlib.sha256(raw).hexdigest().encode() == headers["sha256"]
+            ]
+            assert int(headers["size"]) == len(original)
+            assert original.startswith(record.value) and len(record.value) == PREFIX_BYTES
+        seen.add(original)
+    assert seen == set(oversized), "every oversized message accounted for"
+    intact = {r.value for r in dead if dict(r.headers)["payload"] == b"intact"}
+    assert {len(raw) for raw in intact} == {n for n in sizes if 256 * 1024 < n <= 800_000}
+    assert worker.get("/health")[0] == 200 and worker.alive()
