@@ -94,6 +94,8 @@ class _Options:
     adwin_sub: int = 32
     label_ttl: float = 86_400.0
     max_pending_labels: int = 100_000
+    early_label_wait: float = 60.0
+    max_early_labels: int = 10_000
     outcome_block: int = 128
     max_segment_keys: int = 4
     max_segments: int = 8
@@ -193,6 +195,13 @@ class DetectionConfig(_Options):
         prediction waits for its label while it is among them (and within ``label_ttl``);
         older ones are dropped an eighth of this at a time and counted as evicted. Bounds
         the join's memory.
+    early_label_wait : float
+        Seconds of event time a label read before its prediction waits for it (backlogs
+        after a restart read the label topic ahead of the predictions): it gives up at the
+        first block of the model whose events are this much later than the label.
+    max_early_labels : int
+        Labels that may wait so per model (about 150 bytes each); beyond it the oldest is
+        dropped and counted as unmatched.
     outcome_block : int
         Joined (prediction, label) pairs per block of the error-stream detectors.
     max_segment_keys : int
@@ -273,6 +282,7 @@ def _check_options(values: dict[str, Any], where: str) -> None:
         "heavy_hitters",
         "adwin_sub",
         "max_pending_labels",
+        "max_early_labels",
         "outcome_block",
         "max_segments",
     )
@@ -319,7 +329,14 @@ def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
     options = {n: raw[n] for n in _OPTION_NAMES if n in raw}
     if isinstance(options.get("false_alarms_per_million"), int):
         options["false_alarms_per_million"] = float(options["false_alarms_per_million"])
-    for name in ("cusum_k", "confirm_alpha", "resolve_alpha", "block_seconds", "label_ttl"):
+    for name in (
+        "cusum_k",
+        "confirm_alpha",
+        "resolve_alpha",
+        "block_seconds",
+        "label_ttl",
+        "early_label_wait",
+    ):
         if isinstance(options.get(name), int) and not isinstance(options.get(name), bool):
             options[name] = float(options[name])
     _check_options(options, where)

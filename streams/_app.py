@@ -300,7 +300,12 @@ def build_worker(
             rows.append((tp.topic, tp.partition, max(0, highwater - done)))
         return rows
 
-    metrics.bind_gauges(consumer_lag, processor.checkpoint_ages, processor.feature_drift)
+    metrics.bind_gauges(
+        consumer_lag,
+        processor.checkpoint_ages,
+        processor.feature_drift,
+        lambda: processor.monitor.stats,
+    )
     worker = Worker(app, processor, metrics, kafka, settings)
     if web_enabled:
         from driftline.streams._web import add_views

@@ -459,6 +459,7 @@ class ShardProcessor:
                 for shard, book in sorted(self._shards.items())
             },
             "events_processed": self.processed,
+            "labels": {k: v for k, v in self.monitor.stats.items() if k.startswith("labels_")},
             "models": models,
         }
 

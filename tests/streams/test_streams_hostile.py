@@ -160,3 +160,70 @@ def test_messages_up_to_and_past_the_brokers_maximum_never_stop_a_worker(layout,
     intact = {r.value for r in dead if dict(r.headers)["payload"] == b"intact"}
     assert {len(raw) for raw in intact} == {n for n in sizes if 256 * 1024 < n <= 800_000}
     assert worker.get("/health")[0] == 200 and worker.alive()
+
+
+def _concept_log(n=12000, onset=7000, seed=5):
+    """Predictions of one model and their labels 30-300 s later, in event order; from
+    ``onset`` the labels contradict the model (a concept drift the inputs do not show)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out, due = [], []
+    for i in range(n):
+        x = float(rng.normal())
+        pred = float(1 / (1 + np.exp(-2 * x)))
+        y = int(rng.random() < (1 - pred if i >= onset else pred))
+        event = {"model": "cd", "timestamp": 1.7e9 + i, "features": {"x": x}}
+        out.append(orjson.dumps({**event, "prediction": pred, "prediction_id": f"p{i}"}))
+        if i % 2 == 0:
+            due.append((i + int(rng.integers(30, 300)), f"p{i}", y))
+            due.sort()
+        while due and due[0][0] <= i:
+            _, pid, label = due.pop(0)
+            out.append(
+                orjson.dumps(
+                    {"model": "cd", "timestamp": 1.7e9 + i, "prediction_id": pid, "label": label}
+                )
+            )
+    return out
+
+
+def test_a_backlog_read_labels_first_and_a_kill_9_give_replays_concept_drift_alerts(
+    layout, start_worker, kit
+):
+    """Every recovery reads the label topic ahead of the predictions. The labels wait for
+    their predictions (and survive a kill -9 in the checkpoint), so the concept-drift alerts
+    are replay's, alert_id for alert_id."""
+    import signal
+
+    lines = _concept_log()
+    expected = [a for a in kit.replay_alerts(lines) if a["kind"] == "concept_drift"]
+    assert expected, "the log must hold a concept drift"
+    labels = [line for line in lines if b'"label"' in line]
+    preds = [line for line in lines if b'"label"' not in line]
+    options = {"checkpoint_events": 1000, "checkpoint_seconds": 1.0}
+    first = start_worker(layout, **options)
+    kit.produce(layout.bootstrap, kit.keyed(layout.topics.labels, labels))
+    first.wait_events(len(labels))  # every label read, none of their predictions yet
+    cut = len(preds) // 2
+    kit.produce(layout.bootstrap, kit.keyed(layout.topics.predictions, preds[:cut]))
+    first.wait_events(len(labels) + cut)
+    assert first.metric('driftline_labels_total{outcome="early"}') == len(labels)
+    assert first.metric("driftline_labels_waiting") > 0
+    status = orjson.loads(first.get("/status")[1])
+    assert status["labels"]["labels_early"] == len(labels)
+    assert status["models"]["cd"]["status"]["early_labels"]["waiting"] > 0
+    first.stop(signal.SIGKILL)  # mid-backlog: labels still wait in the last checkpoint
+    kit.produce(layout.bootstrap, kit.keyed(layout.topics.predictions, preds[cut:]))
+    second = start_worker(layout, **options)
+    got = kit.read_alerts(
+        layout, lambda a: {x["alert_id"] for x in a} >= _alert_ids(expected), timeout=120
+    )
+    concept = [a for a in got if a["kind"] == "concept_drift"]
+    assert _alert_ids(concept) == _alert_ids(expected)
+    second.wait(lambda: second.metric("driftline_labels_waiting") == 0, 60, "every label joined")
+    assert second.metric('driftline_labels_total{outcome="unmatched"}') == 0
+
+
+def _alert_ids(alerts):
+    return {a["alert_id"] for a in alerts}
