@@ -99,6 +99,7 @@ class _Options:
     outcome_block: int = 128
     max_segment_keys: int = 4
     max_segments: int = 8
+    max_features: int = 256
 
 
 _OPTION_NAMES = tuple(f.name for f in fields(_Options))
@@ -210,6 +211,10 @@ class DetectionConfig(_Options):
     max_segments : int
         Slices per segment key: a value gets its own state once it has ``block`` events, up
         to this many; rarer values stay pooled in the model-wide state.
+    max_features : int
+        Feature names a model stream (and each slice) monitors: the first ones seen; more
+        are counted (``features_over_limit``), never stored, and the first refusal raises one
+        ``schema`` alert (detector ``feature_limit``). About 14 KiB per numeric feature.
     ignore : tuple of str
         Features never monitored, for every model.
     features : mapping of str to FeatureConfig
@@ -285,6 +290,7 @@ def _check_options(values: dict[str, Any], where: str) -> None:
         "max_early_labels",
         "outcome_block",
         "max_segments",
+        "max_features",
     )
     for name in positive:
         if name in values and values[name] <= 0:

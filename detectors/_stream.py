@@ -34,6 +34,7 @@ import numpy as np
 
 from ._categorical import CategoricalFeature
 from ._config import StreamSettings
+from ._limits import cap_features, feature_limit_alert
 from ._numeric import NumericFeature, update_numeric
 from ._outcomes import LabelJoin, Outcomes
 from ._policy import FeaturePolicy
@@ -288,6 +289,7 @@ class ModelStream:
         cols: list[tuple] | None = None
         absent: dict[str, int] = {}
         trailing: set[str] = set()  # absent from the block's last events
+        limited: list[tuple[int, str, Any]] = []  # the one feature-limit alert (_limits)
         # fast path: every event has the known keys and no others (checked by key counts)
         if not self._order_stale and order and sum(map(len, feats)) == self._nkeys * B:
             try:
@@ -301,6 +303,8 @@ class ModelStream:
             names.update(self.features)
             names.update(self.quality.index)
             order = sorted(n for n in names if n not in ignore)
+            if len(order) > settings.max_features:
+                order, limited = self._cap_features(order, feats, times, seq0)
             cols = [tuple([f.get(n) for f in feats]) for n in order]
             tail = min(MIN_WINDOW, B)
             for n in order:
@@ -458,8 +462,26 @@ class ModelStream:
             segs = list(map(_SEGMENT, events))
             if any(segs):
                 out.extend(self._route(events, segs))
+        out.extend(limited)
         out.sort(key=lambda t: (t[0], t[1], t[2].status))
         return out
+
+    def _cap_features(
+        self, order: list[str], feats: list[dict], times: Any, seq0: int
+    ) -> tuple[list[str], list]:
+        """The names kept under ``max_features`` (``_limits``), and the alert of the first
+        refusal of the stream (none later)."""
+        cap = self.settings.max_features
+        kept, refused, values = cap_features(order, self.quality.index, cap, feats)
+        self._nkeys = -1  # refused names keep the block on this (counting) path
+        if not refused:
+            return kept, []
+        first = not self.counters.get("features_over_limit")
+        self.counters["features_over_limit"] = self.counters.get("features_over_limit", 0) + values
+        if not first:
+            return kept, []
+        seq = seq0 + len(feats) - 1
+        return kept, [feature_limit_alert(self, refused, cap, float(times[-1]), seq)]
 
     def _output_columns(self, preds: list) -> dict[str, tuple[tuple, np.ndarray | None]]:
         """Raw and (numeric) float columns of the outputs; creates their states."""

@@ -243,6 +243,8 @@ def build_worker(
         window_seconds=settings.window_seconds,
         window_count=settings.window_count,
         deadletters=deadletters,
+        max_models=settings.max_models,
+        model_idle_seconds=settings.model_idle_seconds,
     )
     router = Router(
         app.producer,

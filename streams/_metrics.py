@@ -117,6 +117,12 @@ class WorkerMetrics:
         self.checkpoints = Counter(
             "driftline_checkpoints", "Detector state writes to the changelog.", registry=r
         )
+        self.evicted = Counter(
+            "driftline_models_evicted",
+            "Models dropped from memory (idle, or to make room under --max-models); their "
+            "state stays in the changelog and comes back with their next event.",
+            registry=r,
+        )
         self.routed = Counter(
             "driftline_routed_events", "Source messages forwarded to their shard.", registry=r
         )

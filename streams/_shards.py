@@ -37,8 +37,9 @@ import logging
 import struct
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from driftline.streams._deadletter import DeadLetters, Origin
@@ -63,6 +64,9 @@ _LENGTH = struct.Struct(">I")
 #: A model's state can exceed Kafka's default 1 MB record limit (it grows with features and
 #: segments), so it is compressed and split into chunks of at most this size.
 CHUNK_BYTES = 256 * 1024
+
+#: Models dumped into a checkpoint between two yields to the event loop.
+_YIELD_EVERY = 32
 
 #: (event kind, source partition) -> highest source offset applied to a model's state.
 Watermarks = dict[tuple[str, int], int]
@@ -142,6 +146,13 @@ def unpack_state(chunks: list[bytes | None]) -> bytes:
         raise ValueError(f"checkpoint state corrupt: {exc}") from None
 
 
+class _Refusal(NamedTuple):
+    """Why a model's event goes to the dead-letter topic instead of its state."""
+
+    error: str
+    reason: str
+
+
 class _Shard:
     """Book-keeping of one shard (partition of the internal topic) this worker owns."""
 
@@ -197,6 +208,8 @@ class ShardProcessor:
         window_seconds: float = 60.0,
         window_count: int = 10,
         deadletters: DeadLetters | None = None,
+        max_models: int = 2000,
+        model_idle_seconds: float = 600.0,
     ) -> None:
         from driftline.schemas import ContractError, decode_event
 
@@ -222,6 +235,11 @@ class ShardProcessor:
         self._kind_of_topic = {topic: kind for kind, topic in sources.items()}
         # the shard whose batch is being handled, and the dead letters it sent so far
         self._here: tuple[int, _Shard, list[tuple]] | None = None
+        self._max_models = max_models
+        self._idle_seconds = model_idle_seconds
+        # model in memory -> perf_counter of its last batch, least recently seen first
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.evicted = 0  # models dropped from memory while idle (state kept in the table)
 
     # -- rebalance -------------------------------------------------------------------------
 
@@ -283,6 +301,7 @@ class ShardProcessor:
         used = []  # the frames behind ``events``, for the dead-letter topic if detection fails
         counts: dict[str, int] = {}
         oldest_ms = None
+        touched: set[str] = set()  # models of this batch: never evicted while it runs
         for frame in frames:
             try:
                 ev = decode(frame.raw, frame.kind)
@@ -298,19 +317,20 @@ class ShardProcessor:
                 continue
             model = ev.model
             if model not in book.models:
-                if shard_of(model, self._shards_total) != shard:
-                    # The router and this shard disagree on ownership: only possible when
-                    # workers run with different shard counts. Never mix states silently.
+                refusal = self._refusal(model, shard, touched)
+                if refusal is not None:
                     await self._dead(
                         frame.raw,
-                        "model: routed to the wrong shard (workers disagree on the count)",
+                        refusal.error,
                         self._topic_of_kind[frame.kind],
                         frame.partition,
                         frame.offset,
-                        reason="routing",
+                        reason=refusal.reason,
                     )
                     continue
                 self._restore(model, book)
+                self._seen[model] = started
+            touched.add(model)
             marks = all_marks.get(model)
             if marks is None:
                 marks = all_marks[model] = {}
@@ -365,6 +385,11 @@ class ShardProcessor:
             for kind, n in counts.items():
                 self._metrics.events.labels(self._topic_of_kind[kind], kind).inc(n)
         self._count_dead_letters()
+        seen = self._seen
+        for model in touched:
+            if model in seen:  # least recently seen first (``_admit``)
+                seen.move_to_end(model)
+                seen[model] = started
         if book.revoked:  # revoked while alerts were being sent: no checkpoint, no ack
             return
         book.held.append(event)
@@ -490,6 +515,54 @@ class ShardProcessor:
         self._marks[model] = marks
         self._generation[model] = (generation, count)
 
+    def _refusal(self, model: str, shard: int, touched: set[str]) -> _Refusal | None:
+        """Why a model new to this shard's memory cannot be taken on, if it cannot."""
+        if shard_of(model, self._shards_total) != shard:
+            # The router and this shard disagree on ownership: only possible when workers
+            # run with different shard counts. Never mix states silently.
+            return _Refusal(
+                "model: routed to the wrong shard (workers disagree on the count)", "routing"
+            )
+        if not self._admit(model, touched):
+            return _Refusal(
+                f"model: over the limit of {self._max_models} models in a worker's memory "
+                "(--max-models); its state would not be bounded",
+                "limit",
+            )
+        return None
+
+    def _admit(self, model: str, touched: set[str]) -> bool:
+        """Whether a model new to this worker's memory may be loaded or created.
+
+        Under ``max_models`` models in memory: yes. At the limit, the least recently seen
+        models without unsaved changes are evicted first (their state is in the table and
+        comes back with their next event); a model that already has state in the table is
+        always admitted (refusing it would lose its events); only a brand-new model is
+        refused when nothing can be evicted.
+        """
+        if len(self._seen) < self._max_models:
+            return True
+        for victim in self._seen:
+            book = self._shards.get(shard_of(victim, self._shards_total))
+            if book is not None and victim not in book.dirty and victim not in touched:
+                self._evict(book, victim)
+                return True
+        return self._table.get(model.encode()) is not None
+
+    def _evict_idle(self, book: _Shard, before: float) -> None:
+        """Drop the book's models not seen since ``before`` (all are checkpointed now)."""
+        seen = self._seen
+        for model in [m for m in book.models if seen.get(m, 0.0) < before]:
+            self._evict(book, model)
+
+    def _evict(self, book: _Shard, model: str) -> None:
+        book.models.discard(model)
+        book.dirty.discard(model)
+        self._forget({model})
+        self.last_alert.pop(model, None)
+        self.evicted += 1
+        self._metrics.evicted.inc()
+
     def _forget(self, models: set[str]) -> None:
         """Drop the detector state and book-keeping of ``models`` from this worker."""
         for model in models:
@@ -497,6 +570,7 @@ class ShardProcessor:
             self.windows.drop(model)
             self._marks.pop(model, None)
             self._generation.pop(model, None)
+            self._seen.pop(model, None)
 
     async def _checkpoint(self, book: _Shard, ack: Callable) -> None:
         """Deliver pending output, write dirty models to the table, then acknowledge."""
@@ -508,7 +582,13 @@ class ShardProcessor:
         table = self._table
         dump = self.monitor.dump_model
         wrote = bool(book.dirty)
-        for model in book.dirty:
+        for n, model in enumerate(list(book.dirty)):
+            if n and n % _YIELD_EVERY == 0:
+                # thousands of dirty models (a flood of model names) take seconds to dump:
+                # let the web views and the consumer loop run in between
+                await asyncio.sleep(0)
+                if book.revoked:  # the state was dropped meanwhile: write nothing more
+                    return
             key = model.encode()
             old_generation, old_count = self._generation.get(model, (0, 0))
             generation = old_generation + 1
@@ -538,6 +618,7 @@ class ShardProcessor:
             await ack(event)
         book.events_since = 0
         book.last_checkpoint = time.monotonic()
+        self._evict_idle(book, time.perf_counter() - self._idle_seconds)
 
     async def _fence(self, shard: int) -> None:
         """End a checkpoint with a record batch of its own, delivered before the acks.

@@ -114,6 +114,19 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="how many of those windows /status keeps per model (default 10)",
     )
+    worker.add_argument(
+        "--max-models",
+        type=int,
+        default=2000,
+        help="models kept in memory (about 15 KiB + 14 KiB per numeric feature each); the "
+        "least recently seen are evicted to the changelog (default 2000)",
+    )
+    worker.add_argument(
+        "--model-idle-seconds",
+        type=float,
+        default=600.0,
+        help="evict a model from memory after this long without events (default 600)",
+    )
     worker.add_argument("--web-host", default="127.0.0.1")
     worker.add_argument("--web-port", type=int, default=6066, help="0 disables the web server")
     worker.add_argument("--session-timeout", type=float, default=10.0, help="seconds")
@@ -166,6 +179,8 @@ def _worker(args: argparse.Namespace) -> int:
             checkpoint_seconds=args.checkpoint_seconds,
             window_seconds=args.window_seconds,
             window_count=args.windows,
+            max_models=args.max_models,
+            model_idle_seconds=args.model_idle_seconds,
             web_host=args.web_host,
             web_port=args.web_port,
             session_timeout=args.session_timeout,

@@ -256,8 +256,12 @@ class _CountingMonitor:
     def labels_joined(self, model):
         return 0
 
+    @property
+    def stats(self):
+        return {"labels_unmatched": 0}
 
-def _processor(table: dict, producer: _Producer, every: int = 3):
+
+def _processor(table: dict, producer: _Producer, every: int = 3, **limits):
     from driftline.streams._metrics import WorkerMetrics
     from driftline.streams._shards import ShardProcessor
 
@@ -266,7 +270,7 @@ def _processor(table: dict, producer: _Producer, every: int = 3):
         monitor, table, producer, shards=1,
         sources={"prediction": "preds", "feature": "feats", "label": "labels"},
         alerts_topic="alerts", deadletter_topic="dead", checkpoint_events=every,
-        checkpoint_seconds=3600, metrics=WorkerMetrics(),
+        checkpoint_seconds=3600, metrics=WorkerMetrics(), **limits,
     )  # fmt: skip
     proc.on_assigned({0})
     return proc, monitor
@@ -451,3 +455,56 @@ def test_a_rebalance_during_a_handler_never_checkpoints_dropped_state(checkpoint
     # Faust redelivers from the last commit; the same worker owns the shard again
     asyncio.run(feed([(11, [*good[4:7], bad]), (12, good[7:])]))
     assert monitor.counts == ({"m": 10} if first else {"m": 6})
+
+
+def test_models_over_the_memory_limit_are_evicted_clean_or_refused_new():
+    import asyncio
+
+    table: dict = {}
+    producer = _Producer()
+    proc, monitor = _processor(table, producer, every=1, max_models=3)
+
+    async def ack(event):
+        return None
+
+    async def run(offset, frames):
+        await proc.handle(_Event(_batch(frames), 0, offset), ack)
+
+    for j, model in enumerate("abc"):
+        asyncio.run(run(j, [(0, 0, j, -1, _event_bytes(model, j))]))
+    assert set(monitor.counts) == set("abc")  # each checkpointed (every event)
+    asyncio.run(run(3, [(0, 0, 3, -1, _event_bytes("d", 3))]))
+    assert set(monitor.counts) == set("bcd")  # a: least recently seen, clean: evicted
+    assert proc.evicted == 1
+    asyncio.run(run(4, [(0, 0, 4, -1, _event_bytes("a", 4))]))
+    assert monitor.counts["a"] == 2  # restored from its checkpoint, not restarted
+    # every model in memory has unsaved changes: a brand-new one is refused, not allocated
+    busy, busy_monitor = _processor({}, _Producer(), every=100, max_models=2)
+
+    async def fill():
+        frames = [(0, 0, i, -1, _event_bytes(m, i)) for i, m in enumerate(["x", "y", "z"])]
+        await busy.handle(_Event(_batch(frames), 0, 0), ack)
+
+    asyncio.run(fill())
+    assert set(busy_monitor.counts) == {"x", "y"}
+    dead = [headers for topic, _, _, headers in busy._producer.sent if topic == "dead"]
+    assert len(dead) == 1 and dict(dead[0])["error"].startswith(b"model: over the limit")
+
+
+def test_idle_models_leave_memory_after_a_checkpoint_and_come_back():
+    import asyncio
+
+    table: dict = {}
+    proc, monitor = _processor(table, _Producer(), every=2, model_idle_seconds=1e-9)
+
+    async def ack(event):
+        return None
+
+    async def run(offset, frames):
+        await proc.handle(_Event(_batch(frames), 0, offset), ack)
+
+    asyncio.run(run(0, [(0, 0, i, -1, _event_bytes("idle", i)) for i in range(2)]))
+    assert monitor.counts == {} and proc.evicted == 1  # checkpointed, then evicted
+    assert "idle" not in proc.status()["models"]
+    asyncio.run(run(1, [(0, 0, 2, -1, _event_bytes("idle", 2))]))
+    assert monitor.counts == {"idle": 3}
