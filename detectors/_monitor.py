@@ -321,7 +321,16 @@ class Monitor:
                 )
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            AttributeError,
+            MemoryError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
             raise StateError(f"state: malformed model state ({exc!r})") from exc
         self._models[model] = versions
         if early is not None:

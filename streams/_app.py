@@ -228,6 +228,7 @@ def build_worker(
         options=dict(_ROCKSDB_OPTIONS) if settings.store == "rocksdb" else None,
     )
     sources = topics.sources
+    source_of_kind = {kind: topic for topic, kind in sources.items()}
     deadletters = DeadLetters(app.producer, topics.deadletter, deadletter_limit(settings))
     processor = ShardProcessor(
         monitor,
@@ -245,6 +246,8 @@ def build_worker(
         deadletters=deadletters,
         max_models=settings.max_models,
         model_idle_seconds=settings.model_idle_seconds,
+        on_bad_state=settings.on_bad_state,
+        end_offset=lambda kind, partition: source_end(app, source_of_kind[kind], partition),
     )
     router = Router(
         app.producer,
@@ -314,6 +317,16 @@ def build_worker(
 
         add_views(worker)
     return worker
+
+
+def source_end(app: faust.App, topic: str, partition: int) -> int | None:
+    """The end offset of a source partition if this worker's consumer knows it (assigned)."""
+    from faust.types import TP
+
+    try:
+        return app.consumer.highwater(TP(topic, partition))
+    except Exception:  # not assigned here, or not started: nothing to check against
+        return None
 
 
 def is_ready(app: faust.App) -> bool:

@@ -117,6 +117,13 @@ class WorkerMetrics:
         self.checkpoints = Counter(
             "driftline_checkpoints", "Detector state writes to the changelog.", registry=r
         )
+        self.state_errors = Counter(
+            "driftline_state_errors",
+            "Checkpoints that failed verification on restore (checksum, ranges, watermarks, "
+            "detector state), per model; see --on-bad-state.",
+            ["model"],
+            registry=r,
+        )
         self.evicted = Counter(
             "driftline_models_evicted",
             "Models dropped from memory (idle, or to make room under --max-models); their "

@@ -42,13 +42,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import orjson
+from driftline.detectors.exceptions import StateError
 from driftline.streams._deadletter import DeadLetters, Origin
-from driftline.streams._framing import iter_frames
+from driftline.streams._framing import KINDS, iter_frames
 from driftline.streams._metrics import WorkerMetrics
 from driftline.streams._router import model_of, shard_of
 from driftline.streams._windows import WindowBook, shard_windows_key
 
 __all__ = [
+    "CheckpointHeader",
     "ShardProcessor",
     "chunk_key",
     "header_windows",
@@ -59,17 +61,33 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"DLC2"
+_MAGIC = b"DLC3"  # header with checksums; ``DLC2`` (no checksums) is still read
+_OLD_MAGIC = b"DLC2"
 _LENGTH = struct.Struct(">I")
 #: A model's state can exceed Kafka's default 1 MB record limit (it grows with features and
 #: segments), so it is compressed and split into chunks of at most this size.
 CHUNK_BYTES = 256 * 1024
+#: Bounds a header must respect before anything is allocated for it: 4,096 chunks is 1 GiB
+#: of compressed state, far above any configured model; a state never inflates past 2 GiB.
+MAX_CHUNKS = 4096
+MAX_STATE_BYTES = 2 << 30
+_MAX_OFFSET = 2**63 - 1
 
 #: Models dumped into a checkpoint between two yields to the event loop.
 _YIELD_EVERY = 32
 
 #: (event kind, source partition) -> highest source offset applied to a model's state.
 Watermarks = dict[tuple[str, int], int]
+
+
+class CheckpointHeader(NamedTuple):
+    """A model's checkpoint header: which chunks hold its state, and its watermarks."""
+
+    generation: int
+    chunks: int
+    marks: Watermarks
+    crc: int | None  # CRC-32 of the joined compressed chunks (None: a DLC2 header)
+    size: int | None  # length of the uncompressed state
 
 
 def fence_key(shard: int) -> bytes:
@@ -86,7 +104,8 @@ def chunk_key(model_key: bytes, generation: int, index: int) -> bytes:
 def pack_checkpoint(
     marks: Watermarks, state: bytes, generation: int, windows: dict | None = None
 ) -> tuple[bytes, list[bytes]]:
-    """The header record (magic, JSON: generation, chunk count, watermarks) and the chunks.
+    """The header record (magic, JSON: generation, chunk count, watermarks, checksums; then a
+    CRC-32 of the record) and the chunks.
 
     Chunks are written first and the header last, under a new generation, so that a crash
     in the middle leaves the previous header pointing at the previous, complete chunks.
@@ -99,32 +118,68 @@ def pack_checkpoint(
         "generation": generation,
         "chunks": len(chunks),
         "marks": [[kind, partition, offset] for (kind, partition), offset in marks.items()],
+        "crc": zlib.crc32(packed),
+        "size": len(state),
     }
     if windows is not None:
         header["windows"] = windows
     doc = orjson.dumps(header)
-    return _MAGIC + _LENGTH.pack(len(doc)) + doc, chunks
+    record = _MAGIC + _LENGTH.pack(len(doc)) + doc
+    return record + _LENGTH.pack(zlib.crc32(record)), chunks
 
 
 def _header_doc(value: bytes) -> Any:
-    """The JSON document of a header; ``ValueError`` if ``value`` is not a readable one."""
-    if not isinstance(value, bytes | bytearray) or value[:4] != _MAGIC or len(value) < 8:
-        raise ValueError("not a driftline checkpoint")
+    """The JSON document of a header; :class:`StateError` if ``value`` is not a sound one."""
+    if not isinstance(value, bytes | bytearray) or len(value) < 8:
+        raise StateError("checkpoint header: not a driftline checkpoint")
+    magic = bytes(value[:4])
     (length,) = _LENGTH.unpack_from(value, 4)
+    if magic == _MAGIC:
+        if len(value) != 8 + length + 4:
+            raise StateError("checkpoint header: truncated or padded")
+        (crc,) = _LENGTH.unpack_from(value, 8 + length)
+        if zlib.crc32(value[: 8 + length]) != crc:
+            raise StateError("checkpoint header: checksum mismatch")
+    elif magic != _OLD_MAGIC:
+        raise StateError("checkpoint header: not a driftline checkpoint")
     try:
-        return orjson.loads(value[8 : 8 + length])
+        doc = orjson.loads(value[8 : 8 + length])
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"checkpoint header unreadable: {exc}") from None
+        raise StateError(f"checkpoint header unreadable: {exc}") from None
+    if not isinstance(doc, dict):
+        raise StateError("checkpoint header: not an object")
+    return doc
 
 
-def unpack_header(value: bytes) -> tuple[int, int, Watermarks]:
-    """``(generation, chunk count, watermarks)`` of a header; ``ValueError`` otherwise."""
+def _count(value: Any, upper: int, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= upper:
+        raise StateError(f"checkpoint header: {what} {value!r} out of range")
+    return value
+
+
+def unpack_header(value: bytes) -> CheckpointHeader:
+    """The header's fields, every one range-checked; :class:`StateError` otherwise."""
     doc = _header_doc(value)
     try:
-        marks = {(str(k), int(p)): int(o) for k, p, o in doc["marks"]}
-        return int(doc["generation"]), int(doc["chunks"]), marks
+        marks = {}
+        for kind, partition, offset in doc["marks"]:
+            if kind not in KINDS:
+                raise StateError(f"checkpoint header: unknown event kind {kind!r}")
+            marks[(kind, _count(partition, 1 << 20, "partition"))] = _count(
+                offset, _MAX_OFFSET, "offset"
+            )
+        generation = _count(doc["generation"], _MAX_OFFSET, "generation")
+        chunks = _count(doc["chunks"], MAX_CHUNKS, "chunk count")
+        crc = doc.get("crc")
+        size = doc.get("size")
+        if bytes(value[:4]) == _MAGIC:
+            crc = _count(crc, 2**32 - 1, "checksum")
+            size = _count(size, MAX_STATE_BYTES, "state size")
+        return CheckpointHeader(generation, chunks, marks, crc, size)
     except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"checkpoint header unreadable: {exc}") from None
+        if isinstance(exc, StateError):
+            raise
+        raise StateError(f"checkpoint header unreadable: {exc!r}") from None
 
 
 def header_windows(value: bytes) -> dict | None:
@@ -133,17 +188,31 @@ def header_windows(value: bytes) -> dict | None:
         doc = _header_doc(value)
     except ValueError:
         return None
-    return doc.get("windows") if isinstance(doc, dict) else None
+    return doc.get("windows")
 
 
-def unpack_state(chunks: list[bytes | None]) -> bytes:
-    """Join and decompress the chunks; ``ValueError`` if one is missing or corrupt."""
+def unpack_state(
+    chunks: list[bytes | None], crc: int | None = None, size: int | None = None
+) -> bytes:
+    """Join, verify (``crc``, ``size`` from the header) and decompress the chunks;
+    :class:`StateError` if one is missing or anything does not match. Decompression stops
+    at ``size`` (or :data:`MAX_STATE_BYTES`): a forged stream cannot inflate memory."""
     if any(chunk is None for chunk in chunks):
-        raise ValueError("checkpoint chunk missing")
+        raise StateError("checkpoint chunk missing")
+    packed = b"".join(chunks)  # type: ignore[arg-type]
+    if crc is not None and zlib.crc32(packed) != crc:
+        raise StateError("checkpoint state: checksum mismatch")
+    limit = MAX_STATE_BYTES if size is None else size
+    inflate = zlib.decompressobj()
     try:
-        return zlib.decompress(b"".join(chunks))  # type: ignore[arg-type]
+        state = inflate.decompress(packed, limit + 1)
     except zlib.error as exc:
-        raise ValueError(f"checkpoint state corrupt: {exc}") from None
+        raise StateError(f"checkpoint state corrupt: {exc}") from None
+    if len(state) > limit or inflate.unconsumed_tail or not inflate.eof:
+        raise StateError("checkpoint state: longer than its header says, or cut short")
+    if size is not None and len(state) != size:
+        raise StateError("checkpoint state: shorter than its header says")
+    return state
 
 
 class _Refusal(NamedTuple):
@@ -210,6 +279,8 @@ class ShardProcessor:
         deadletters: DeadLetters | None = None,
         max_models: int = 2000,
         model_idle_seconds: float = 600.0,
+        on_bad_state: str = "refuse",
+        end_offset: Callable[[str, int], int | None] | None = None,
     ) -> None:
         from driftline.schemas import ContractError, decode_event
 
@@ -240,6 +311,11 @@ class ShardProcessor:
         # model in memory -> perf_counter of its last batch, least recently seen first
         self._seen: OrderedDict[str, float] = OrderedDict()
         self.evicted = 0  # models dropped from memory while idle (state kept in the table)
+        if on_bad_state not in ("refuse", "fresh"):
+            raise ValueError(f"on_bad_state: refuse or fresh, not {on_bad_state!r}")
+        self._on_bad_state = on_bad_state
+        self._bad_state: dict[str, str] = {}  # model -> why its checkpoint was refused
+        self._end_offset = end_offset or (lambda kind, partition: None)
 
     # -- rebalance -------------------------------------------------------------------------
 
@@ -267,6 +343,8 @@ class ShardProcessor:
         with no watermarks, which the next owner would restore: a silent restart of the
         model's detection) nor acknowledges messages the new owner must read again.
         """
+        for model in [m for m in self._bad_state if shard_of(m, self._shards_total) in shards]:
+            del self._bad_state[model]  # the next owner (maybe this worker) tries again
         for shard in shards:
             book = self._shards.pop(shard, None)
             if book is None:
@@ -317,7 +395,7 @@ class ShardProcessor:
                 continue
             model = ev.model
             if model not in book.models:
-                refusal = self._refusal(model, shard, touched)
+                refusal = self._refusal(model, shard, touched) or self._restore(model, book)
                 if refusal is not None:
                     await self._dead(
                         frame.raw,
@@ -328,7 +406,6 @@ class ShardProcessor:
                         reason=refusal.reason,
                     )
                     continue
-                self._restore(model, book)
                 self._seen[model] = started
             touched.add(model)
             marks = all_marks.get(model)
@@ -490,30 +567,60 @@ class ShardProcessor:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _restore(self, model: str, book: _Shard) -> None:
-        """Load a model's last checkpoint from the table the first time the shard sees it."""
-        book.models.add(model)
+    def _restore(self, model: str, book: _Shard) -> _Refusal | None:
+        """Load a model's last checkpoint from the table the first time the shard sees it.
+
+        A checkpoint that cannot be trusted (checksums, ranges, watermarks beyond their
+        partition's end, a state the monitor refuses) is a :class:`StateError`, logged,
+        counted in ``driftline_state_errors_total`` and handled by ``on_bad_state``:
+        ``refuse`` (default) leaves the record untouched and returns the refusal, so that
+        the model's events go to the dead-letter topic; ``fresh`` starts the model anew.
+        """
+        bad = self._bad_state.get(model)
+        if bad is not None:
+            return _Refusal(bad, "state")
         key = model.encode()
         value = self._table.get(key)
         if value is None:
             # No checkpoint: start clean, whatever a handler interrupted by a rebalance left
             # in the monitor; the messages since the last commit are all read again.
+            book.models.add(model)
             self._forget({model})
-            return
+            return None
         try:
-            generation, count, marks = unpack_header(value)
-            state = unpack_state(
-                [self._table.get(chunk_key(key, generation, i)) for i in range(count)]
-            )
-            self.monitor.load_model(model, state)
-        except Exception as exc:  # corrupt or foreign record: start over, loudly
-            log.error("checkpoint of model %r unusable, starting fresh: %s", model, exc)
+            head = unpack_header(value)
+            self._check_marks(head.marks)
+            chunks = [
+                self._table.get(chunk_key(key, head.generation, i)) for i in range(head.chunks)
+            ]
+            self.monitor.load_model(model, unpack_state(chunks, head.crc, head.size))
+        except StateError as exc:
+            error = f"state: checkpoint of model {model!r} refused: {exc}"
+            self._metrics.state_errors.labels(model).inc()
             self.monitor.drop_model(model)
             self.windows.drop(model)
-            return
+            if self._on_bad_state == "refuse":
+                log.error("%s; its events go to the dead-letter topic (--on-bad-state)", error)
+                self._bad_state[model] = error
+                return _Refusal(error, "state")
+            log.error("%s; starting it fresh (--on-bad-state fresh)", error)
+            book.models.add(model)
+            return None
+        book.models.add(model)
         self.windows.load(model, header_windows(value))
-        self._marks[model] = marks
-        self._generation[model] = (generation, count)
+        self._marks[model] = head.marks
+        self._generation[model] = (head.generation, head.chunks)
+        return None
+
+    def _check_marks(self, marks: Watermarks) -> None:
+        """A watermark at or past its source partition's end offset (when this worker knows
+        it) cannot come from this cluster's stream: every later event would be skipped."""
+        for (kind, partition), offset in marks.items():
+            end = self._end_offset(kind, partition)
+            if end is not None and offset >= end:
+                raise StateError(
+                    f"watermark {offset} of {kind} partition {partition} is past its end {end}"
+                )
 
     def _refusal(self, model: str, shard: int, touched: set[str]) -> _Refusal | None:
         """Why a model new to this shard's memory cannot be taken on, if it cannot."""

@@ -127,6 +127,13 @@ def register(subparsers: Any) -> None:
         default=600.0,
         help="evict a model from memory after this long without events (default 600)",
     )
+    worker.add_argument(
+        "--on-bad-state",
+        choices=("refuse", "fresh"),
+        default="refuse",
+        help="a checkpoint that fails verification: refuse (default: keep it, dead-letter "
+        "the model's events) or fresh (start the model anew)",
+    )
     worker.add_argument("--web-host", default="127.0.0.1")
     worker.add_argument("--web-port", type=int, default=6066, help="0 disables the web server")
     worker.add_argument("--session-timeout", type=float, default=10.0, help="seconds")
@@ -181,6 +188,7 @@ def _worker(args: argparse.Namespace) -> int:
             window_count=args.windows,
             max_models=args.max_models,
             model_idle_seconds=args.model_idle_seconds,
+            on_bad_state=args.on_bad_state,
             web_host=args.web_host,
             web_port=args.web_port,
             session_timeout=args.session_timeout,
