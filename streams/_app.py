@@ -29,6 +29,7 @@ from driftline.streams._metrics import WorkerMetrics
 from driftline.streams._router import Router
 from driftline.streams._settings import KafkaSettings, WorkerSettings
 from driftline.streams._shards import ShardProcessor
+from driftline.streams._web import only_documented
 
 __all__ = ["DriftlineApp", "Worker", "build_monitor", "build_worker"]
 
@@ -204,6 +205,8 @@ def build_worker(
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_in_thread=False,
+        # Faust's own views (/router/, /table/...) are not served: 404 outside the list
+        web_application_options={"middlewares": [only_documented()]},
     )
     metrics = WorkerMetrics()
     shard_topic = app.topic(

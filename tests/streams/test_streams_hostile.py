@@ -95,6 +95,15 @@ def test_a_huge_key_is_cut_in_a_reference():
     assert value == b"v" * 10 and len(key) <= 1024
 
 
+def test_the_served_paths_are_the_documented_ones():
+    from driftline.streams._web import SERVED_PATHS, is_served
+
+    assert {"/health", "/ready", "/metrics", "/status"} <= SERVED_PATHS
+    assert all(is_served(p) for p in ("/health", "/status/", "/metrics"))
+    faust_views = ("/router/", "/table/", "/table/driftline-state/m/", "/graph/", "/stats/")
+    assert not any(is_served(p) for p in (*faust_views, "/healthz", "/statusx"))
+
+
 def _big_event(model: str, size: int) -> bytes:
     head = {"model": model, "timestamp": 1.7e9, "prediction": 1, "features": {"blob": ""}}
     base = len(orjson.dumps(head))
@@ -160,6 +169,11 @@ def test_messages_up_to_and_past_the_brokers_maximum_never_stop_a_worker(layout,
     intact = {r.value for r in dead if dict(r.headers)["payload"] == b"intact"}
     assert {len(raw) for raw in intact} == {n for n in sizes if 256 * 1024 < n <= 800_000}
     assert worker.get("/health")[0] == 200 and worker.alive()
+    # only the documented endpoints are served: Faust's own views answer 404
+    for path in ("/router/", "/table/", "/table/driftline-state/big-a/", "/graph/", "/stats/"):
+        assert worker.get(path)[0] == 404, path
+    for path in ("/health", "/ready", "/metrics", "/status"):
+        assert worker.get(path)[0] == 200, path
 
 
 def _concept_log(n=12000, onset=7000, seed=5):
