@@ -44,16 +44,33 @@ def shard_of(model: str, shards: int) -> int:
 
 
 def _plain_model(raw: bytes) -> bytes | None:
-    """The bytes of a top-level, escape-free ``"model"`` string; ``None``: parse instead."""
+    """The bytes of a top-level, escape-free ``"model"`` string; ``None``: parse instead.
+
+    A second ``"model"`` anywhere after it, or an escaped letter of the word (``\\u006x``),
+    means the key may be repeated: JSON parsers (orjson, msgspec, replay's and the shard's
+    decoders) take the *last* copy, so routing must parse too, or it would route by the
+    first copy and the shard would judge the event as another model's.
+    """
     if raw.startswith(b'{"model":"'):  # the usual layout: 0.2 µs instead of 0.45 µs
         end = raw.find(b'"', 10)
-        if end > 0 and raw.find(b"\\", 10, end) < 0:
+        if end > 0 and raw.find(b"\\", 10, end) < 0 and _single_model_key(raw, end):
             return raw[10:end]
+        return None
     start = raw.find(b'"model"')
     match = _MODEL_KEY.match(raw, start) if start > 0 else None
-    if match is not None and raw.count(b"{", 0, start) == 1 and raw.find(b"[", 0, start) < 0:
+    if (
+        match is not None
+        and raw.count(b"{", 0, start) == 1
+        and raw.find(b"[", 0, start) < 0
+        and _single_model_key(raw, match.end())
+    ):
         return match.group(1)
     return None
+
+
+def _single_model_key(raw: bytes, after: int) -> bool:
+    """No second ``"model"`` after ``after`` and no escape that could spell one."""
+    return raw.find(b'"model"', after) < 0 and raw.find(b"\\u006") < 0
 
 
 def model_of(raw: bytes) -> str:

@@ -104,6 +104,25 @@ def test_the_served_paths_are_the_documented_ones():
     assert not any(is_served(p) for p in (*faust_views, "/healthz", "/statusx"))
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "fraud", "model": "eta", "timestamp": 1, "features": {}}',
+        b'{"model":"fraud","model":"eta","timestamp":1,"features":{}}',
+        b'{"model":"fraud","mod\\u0065l":"eta","timestamp":1,"features":{}}',
+        b'{"timestamp":1,"model":"fraud","features":{"a":1},"model":"eta"}',
+        b'{"model":"fraud","features":{"model":"x"},"timestamp":1}',
+        b'{"model":"fraud","note":"model","timestamp":1,"features":{}}',
+    ],
+)
+def test_a_repeated_model_key_is_routed_by_the_copy_the_decoders_keep(raw):
+    """The issue's case: the router took the first copy, replay and the shard the last."""
+    from driftline.schemas import decode_event
+    from driftline.streams._router import model_of
+
+    assert model_of(raw) == decode_event(raw, "feature").model == orjson.loads(raw)["model"]
+
+
 def _big_event(model: str, size: int) -> bytes:
     head = {"model": model, "timestamp": 1.7e9, "prediction": 1, "features": {"blob": ""}}
     base = len(orjson.dumps(head))
@@ -137,6 +156,9 @@ def test_messages_up_to_and_past_the_brokers_maximum_never_stop_a_worker(layout,
     messages = [(topic, b"big-a", line) for line in good[:100]]
     messages += [(topic, b"big-a", raw) for raw in huge]
     messages += [(topic, b"big-a", line) for line in good[100:]]
+    repeated = b'{"model": "dup-first", "model": "dup-last", "timestamp": 1.7e9, "features": {}, '
+    repeated += b'"prediction": 1}'
+    messages.append((topic, None, repeated))  # the last copy counts, as in replay
     worker = start_worker(layout)
     _produce_large(layout.bootstrap, messages)
     dead = kit.read_topic(
@@ -144,9 +166,11 @@ def test_messages_up_to_and_past_the_brokers_maximum_never_stop_a_worker(layout,
     )
     oversized = [raw for raw in huge if len(raw) > 256 * 1024]  # the event limit
     within = [raw for raw in huge if len(raw) <= 256 * 1024]  # valid: a 200 kB blob feature
-    worker.wait_events(len(good) + len(within))
+    worker.wait_events(len(good) + len(within) + 1)
     assert worker.alive(), worker.tail()
-    assert worker.metric("driftline_events_total") == len(good) + len(within)
+    assert worker.metric("driftline_events_total") == len(good) + len(within) + 1
+    models = orjson.loads(worker.get("/status")[1])["models"]
+    assert "dup-last" in models and "dup-first" not in models
     assert len(dead) == len(oversized), "one dead letter per oversized message"
     assert worker.metric("driftline_invalid_messages_total") == len(oversized)
     seen = set()
