@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -265,3 +266,31 @@ def test_a_backlog_read_labels_first_and_a_kill_9_give_replays_concept_drift_ale
 
 def _alert_ids(alerts):
     return {a["alert_id"] for a in alerts}
+
+
+def test_kill_9_while_checkpoints_and_fences_are_written_loses_nothing(layout, start_worker, kit):
+    """Checkpoints every 50 events or 0.2 s, so that each kill -9 lands in or next to the
+    writing of a checkpoint or its fence; the restarted workers still emit replay's alerts."""
+    import signal
+
+    lines = kit.drifting_events(["fence-a", "fence-b"], 5000)
+    expected = kit.replay_alerts(lines)
+    assert expected
+    topic = layout.topics.predictions
+    options = {"checkpoint_events": 50, "checkpoint_seconds": 0.2}
+    cuts = [0, len(lines) // 3, 2 * len(lines) // 3, len(lines)]
+    for a, b in pairwise(cuts):
+        worker = start_worker(layout, **options)
+        kit.produce(layout.bootstrap, kit.keyed(topic, lines[a:b]))
+        if b < len(lines):
+            worker.wait(lambda w=worker: w.metric("driftline_checkpoints_total") > 3, 90, "work")
+            worker.stop(signal.SIGKILL)  # mid-stream: checkpoints are being written
+    got = kit.read_alerts(layout, lambda g: _alert_ids(g) >= _alert_ids(expected), timeout=120)
+    missing = sorted(
+        (a["model"], a["feature"], a["event_time"])
+        for a in expected
+        if a["alert_id"] not in _alert_ids(got)
+    )
+    assert not missing, f"missing {missing}:\n{worker.tail()}"
+    assert _alert_ids(got) == _alert_ids(expected)
+    assert worker.alive()
