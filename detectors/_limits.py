@@ -13,6 +13,7 @@ and the first block that refuses any raises one ``schema`` alert (detector
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from ._policy import make_alert
@@ -24,31 +25,42 @@ LIMIT_FEATURE = "~feature_limit"
 
 
 def cap_features(
-    order: list[str], known: Any, cap: int, feats: list[dict]
+    names: set[str], known: Any, ignore: Any, cap: int, feats: list[dict], show: bool
 ) -> tuple[list[str], list[str], int]:
-    """``(kept names, refused names, refused values)`` for a block whose sorted names
-    ``order`` exceed ``cap``: names already ``known`` stay, new ones fill up to ``cap``."""
-    room = max(0, cap - sum(1 for n in order if n in known))
-    kept, refused = [], []
-    for name in order:
-        if name in known:
-            kept.append(name)
-        elif room:
-            kept.append(name)
-            room -= 1
-        else:
-            refused.append(name)
-    gone = set(refused)
-    values = sum(1 for f in feats for n in f if n in gone)
-    return kept, refused, values
+    """``(kept names sorted, the first refused names, refused values)`` of a block whose
+    ``names`` may exceed ``cap``: names already ``known`` stay, the smallest new ones fill up
+    to ``cap``, ``ignore``d ones are neither kept nor counted. The refused names are listed
+    (the five smallest) only when ``show``: finding them costs a pass over all of them.
+
+    A flood brings a million names to a block, so nothing here sorts or loops over all of
+    them in Python: set differences and counts run in C, and only the few names that fit
+    (and five refused ones, for the alert) are picked with ``heapq``.
+    """
+    old = [n for n in known if n in names and n not in ignore]
+    new = names.difference(known).difference(ignore)
+    room = max(0, cap - len(old))
+    if not room:
+        extra = []
+    elif len(new) > room:
+        extra = heapq.nsmallest(room, new)
+    else:
+        extra = sorted(new)
+    kept = sorted(old + extra)
+    if len(new) <= room:
+        return kept, [], 0  # nothing refused
+    keep = set(kept).union(names.intersection(ignore))
+    values = sum(map(len, feats)) - sum(len(f.keys() & keep) for f in feats)
+    shown = heapq.nsmallest(len(extra) + 5, new)[len(extra) :] if show else []
+    return kept, shown, values
 
 
 def feature_limit_alert(
     stream: Any, refused: list[str], cap: int, time: float, seq: int
 ) -> tuple[int, str, Any]:
-    """The one ``schema`` alert of a stream that refused feature names."""
+    """The one ``schema`` alert of a stream that refused feature names (``refused``: the
+    first few of them)."""
     shown = ", ".join(repr(n) for n in refused[:5])
-    more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+    more = " and more" if len(refused) >= 5 else ""
     alert = make_alert(
         model=stream.model,
         version=stream.version,
@@ -59,7 +71,7 @@ def feature_limit_alert(
         event_time=time,
         seq=seq,
         window={},
-        statistics={"max_features": cap, "refused_in_block": len(refused)},
+        statistics={"max_features": cap},
         message=(
             f"More than {cap} feature names (max_features): {shown}{more} are not monitored; "
             "their values are counted as features_over_limit, never stored."

@@ -302,9 +302,10 @@ class ModelStream:
             self._nkeys = len(names) if sum(map(len, feats)) == len(names) * B else -1
             names.update(self.features)
             names.update(self.quality.index)
-            order = sorted(n for n in names if n not in ignore)
-            if len(order) > settings.max_features:
-                order, limited = self._cap_features(order, feats, times, seq0)
+            if len(names) > settings.max_features:  # maybe over the limit: never sort them all
+                order, limited = self._cap_features(names, feats, times, seq0)
+            else:
+                order = sorted(n for n in names if n not in ignore)
             cols = [tuple([f.get(n) for f in feats]) for n in order]
             tail = min(MIN_WINDOW, B)
             for n in order:
@@ -467,16 +468,18 @@ class ModelStream:
         return out
 
     def _cap_features(
-        self, order: list[str], feats: list[dict], times: Any, seq0: int
+        self, names: set[str], feats: list[dict], times: Any, seq0: int
     ) -> tuple[list[str], list]:
-        """The names kept under ``max_features`` (``_limits``), and the alert of the first
-        refusal of the stream (none later)."""
+        """The names kept under ``max_features`` (``_limits``), sorted, and the alert of the
+        first refusal of the stream (none later)."""
         cap = self.settings.max_features
-        kept, refused, values = cap_features(order, self.quality.index, cap, feats)
-        self._nkeys = -1  # refused names keep the block on this (counting) path
-        if not refused:
-            return kept, []
         first = not self.counters.get("features_over_limit")
+        kept, refused, values = cap_features(
+            names, self.quality.index, self.settings.ignore, cap, feats, show=first
+        )
+        self._nkeys = -1  # refused names keep the block on this (counting) path
+        if not values:
+            return kept, []
         self.counters["features_over_limit"] = self.counters.get("features_over_limit", 0) + values
         if not first:
             return kept, []
