@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # Programs the tests drive for real (a browser for the live page and the report, Prometheus
 # with promtool, Alertmanager with amtool). On Debian as root they are installed when missing;
 # elsewhere a clear message names them, and the tests that need them fail (not skip) under CI.
-SYSTEM_PACKAGES := chromium prometheus prometheus-alertmanager
+SYSTEM_PACKAGES := chromium prometheus prometheus-alertmanager openssl
+# (openssl makes the certificates of the TLS tests of `driftline alerts forward`.)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "driftline needs Python 3.11 or newer")'

@@ -47,25 +47,10 @@ CAT_P = np.array([0.30, 0.20, 0.15, 0.10, 0.10, 0.07, 0.05, 0.03])
 CAT_P_DRIFT = np.array([0.22, 0.20, 0.15, 0.14, 0.10, 0.09, 0.06, 0.04])
 T0 = 1_700_000_000.0
 
-#: The univariate change-point configuration used on TCPD: the same detectors, a short
-#: reference, decisions at every event, a new reference right after each alert. The budget is
-#: split over every detector unit of a feature, drift and data-quality alike (six for a
-#: numeric feature since the data-quality signals): 2000 per million keeps each drift
-#: detector at 1/3000 per event, about one false alarm per 1000 events over its three drift
-#: detectors, as when this configuration was first measured (with three units and 1000).
-TCPD_CONFIG = DetectionConfig(
-    warmup=25,
-    block=1,
-    window_blocks=8,
-    bins=4,
-    false_alarms_per_million=2_000.0,
-    confirm_alpha=1e-3,
-    readapt_after=0,
-    cooldown=0,
-)
-#: The same with river's ADWIN (opt-in) on every value of the standardised series as a
-#: fourth drift detector (``adwin_sub=1``).
-TCPD_ADWIN = TCPD_CONFIG.with_options(adwin_sub=1)
+#: The univariate change-point configuration used on TCPD: ``--preset changepoint`` (a short
+#: reference, decisions at every event, a new reference right after each alert; see
+#: ``driftline.detectors.PRESETS``).
+TCPD_CONFIG = DetectionConfig.preset("changepoint")
 
 
 # --------------------------------------------------------------------------- generators
@@ -411,14 +396,6 @@ def tcpd_series() -> list[tuple[str, np.ndarray, dict[str, list[int]], str]]:
     return out
 
 
-def tcpd_with_adwin(cfg: DetectionConfig, d: int) -> DetectionConfig:
-    """``cfg`` with the opt-in ADWIN on the ``d`` value columns of a TCPD series."""
-    from driftline.detectors import FeatureConfig
-
-    dets = FeatureConfig(detectors=("mean", "scale", "shape", "adwin"))
-    return cfg.with_options(features={f"v{j}": dets for j in range(d)})
-
-
 def tcpd_predictions(values: np.ndarray, cfg: DetectionConfig) -> list[int]:
     names = [f"v{j}" for j in range(values.shape[1])]
     events = [
@@ -563,6 +540,7 @@ def main() -> None:
     print(f"(synthetic part: {elapsed:.0f} s)")
 
     signals_part(args, ours)
+    issue12_part(args)
     tcpd()
 
 
@@ -605,50 +583,79 @@ def signals_part(args, ours: Score | None) -> None:
     )
 
 
-def tcpd() -> None:
-    """TCPD F1 per series: driftline (with and without ADWIN), naive river, the zero baseline."""
+# --------------------------------------------------------------------------- issue-12 cases
+def issue12_part(args) -> None:
+    """Tied and discrete stationary features (live and baseline references) and the outcome
+    monitoring cases (``_tied``, ``_performance``)."""
+    import _performance
+    import _tied
+
+    models, n = (1, 100_000) if args.quick else (2, 250_000)
+    t0 = time.perf_counter()
+    fa, events, examples = _tied.run(models, n, DetectionConfig())
     print()
     print(
-        "TCPD F1 (margin 5; driftline univariate mode: warmup "
-        f"{TCPD_CONFIG.warmup}, block {TCPD_CONFIG.block}, budget "
-        f"{TCPD_CONFIG.false_alarms_per_million:g}/M, new reference after each alert; "
-        "+ADWIN: river's ADWIN on every standardised value too)"
+        f"Tied and discrete features (issue 12): {models} models x {n} stationary events x 20 "
+        "features (rounded scores, counts, zero-inflated amounts, few-valued codes, "
+        "percentages, prices in cents, a 0/1 flag) and a rounded score, each run with the "
+        f"warm-up reference and with a baseline profile: {fa} false alarms in {events} events "
+        f"({fa / max(events, 1) * 1e6:.2f} per million)"
+    )
+    for line in examples[:5]:
+        print(f"    false alarm: {line}")
+    _performance.report(2 if args.quick else 6, args.quick)
+    print(f"(issue-12 part: {time.perf_counter() - t0:.0f} s)")
+
+
+def tcpd() -> None:
+    """TCPD F1 per series: driftline's ``--preset changepoint`` on the series as one
+    univariate feature (its first column) and on all its columns, naive river on the same
+    univariate series, and the zero baseline."""
+    print()
+    print(
+        "TCPD F1 (margin 5; driftline --preset changepoint: Bayesian online change-point "
+        f"detection, hazard {TCPD_CONFIG.bocpd_hazard:g}, standardised by the first "
+        f"{TCPD_CONFIG.warmup} values, block {TCPD_CONFIG.block}, each change reported; "
+        "'uni': the first column as one feature, 'all': every column as a feature of one model; "
+        "naive river on the univariate series)"
     )
     print(
-        f"{'series':<20} {'n':>5} {'zero':>6} {'driftline':>10} {'+ADWIN':>7} {'ADWIN':>6} "
+        f"{'series':<20} {'n':>5} {'d':>2} {'zero':>6} {'uni':>6} {'all':>6} {'ADWIN':>6} "
         f"{'PH':>6}  note"
     )
     data = tcpd_series()
-    cols: dict[str, list[float]] = {k: [] for k in ("zero", "ours", "ours_adwin", "ad", "ph")}
+    cols: dict[str, list[float]] = {k: [] for k in ("zero", "uni", "all", "ad", "ph")}
     for name, values, ann, note in data:
+        uni = values[:, :1]
         row = {
             "zero": f_measure(ann, []),
-            "ours": f_measure(ann, tcpd_predictions(values, TCPD_CONFIG)),
-            "ours_adwin": f_measure(
-                ann, tcpd_predictions(values, tcpd_with_adwin(TCPD_ADWIN, values.shape[1]))
-            ),
-            "ad": f_measure(ann, river_tcpd(values, "ADWIN")),
-            "ph": f_measure(ann, river_tcpd(values, "PageHinkley")),
+            "uni": f_measure(ann, tcpd_predictions(uni, TCPD_CONFIG)),
+            "all": f_measure(ann, tcpd_predictions(values, TCPD_CONFIG)),
+            "ad": f_measure(ann, river_tcpd(uni, "ADWIN")),
+            "ph": f_measure(ann, river_tcpd(uni, "PageHinkley")),
         }
         for k, v in row.items():
             cols[k].append(v)
         print(
-            f"{name:<20} {len(values):>5} {row['zero']:>6.3f} {row['ours']:>10.3f} "
-            f"{row['ours_adwin']:>7.3f} {row['ad']:>6.3f} {row['ph']:>6.3f}  {note}"
+            f"{name:<20} {len(values):>5} {values.shape[1]:>2} {row['zero']:>6.3f} "
+            f"{row['uni']:>6.3f} {row['all']:>6.3f} {row['ad']:>6.3f} {row['ph']:>6.3f}  {note}"
         )
     m = {k: float(np.mean(v)) for k, v in cols.items()}
     print(
-        f"{'mean':<20} {'':>5} {m['zero']:>6.3f} {m['ours']:>10.3f} {m['ours_adwin']:>7.3f} "
+        f"{'mean':<20} {'':>5} {'':>2} {m['zero']:>6.3f} {m['uni']:>6.3f} {m['all']:>6.3f} "
         f"{m['ad']:>6.3f} {m['ph']:>6.3f}  (published zero baseline: 0.48)"
     )
-    # how much the mean depends on the two numbers of the univariate configuration
+    # how much the univariate mean depends on the two numbers of the preset
     parts = []
-    for budget in (1000.0, 2000.0, 4000.0):
-        for warmup in (20, 25, 30):
-            cfg = TCPD_CONFIG.with_options(warmup=warmup, false_alarms_per_million=budget)
-            f = np.mean([f_measure(ann, tcpd_predictions(v, cfg)) for _, v, ann, _ in data])
-            parts.append(f"{budget:g}/M w{warmup} {f:.3f}")
-    print("sensitivity of the driftline mean (budget, warm-up): " + ", ".join(parts))
+    for hazard in (0.005, 0.01, 0.02):
+        for warmup in (15, 25, 40):
+            cfg = TCPD_CONFIG.with_options(warmup=warmup, bocpd_hazard=hazard)
+            f = np.mean([f_measure(ann, tcpd_predictions(v[:, :1], cfg)) for _, v, ann, _ in data])
+            parts.append(f"h{hazard:g} w{warmup} {f:.3f}")
+    print("sensitivity of the univariate mean (hazard, warm-up): " + ", ".join(parts))
+    cusum = TCPD_CONFIG.with_options(bocpd_hazard=0.0, detectors=None)
+    f = np.mean([f_measure(ann, tcpd_predictions(v[:, :1], cusum)) for _, v, ann, _ in data])
+    print(f"the same preset with the reference CUSUMs instead of BOCPD: univariate mean {f:.3f}")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ state to and from bytes. How it works, in one paragraph per module:
   chi-square frequency test against the reference's categories.
 - ``_policy``: the false-alarm budget (``false_alarms_per_million`` per model stream, split
   over detectors; thresholds from an exponential bound calibrated on the reference scores),
-  confirmation of CUSUM change points, one incident per feature, cooldown, ``resolved`` when
-  the data match the reference again or a persisting drift becomes the new reference.
+  confirmation of CUSUM change points, one incident per feature and alert kind (symptoms of
+  an open incident stay quiet), cooldown, ``resolved`` when the data match the reference
+  again or a persisting drift becomes the new reference.
 - ``_state``: versioned, pickle-free bytes (JSON header + raw numpy/sketch blobs).
 - ``_quality``: schema skew (type change, vanished and new features) and data quality
   (missing rate, out-of-range values, unseen categories) per feature: beta-binomial rate
@@ -28,12 +29,18 @@ state to and from bytes. How it works, in one paragraph per module:
   distribution and null rate; a new model version starts from the previous version's output
   reference) and ``latency_ms`` (``latency``).
 - ``_outcomes``: labels joined to predictions by ``prediction_id`` within a bounded
-  time-to-live; the error stream's CUSUMs (``concept_drift``) and windowed test
-  (``performance``), with accuracy, precision, recall, F1 or MAE, RMSE.
+  time-to-live and judged against the predicted class (``prediction.label``, else the score
+  at ``decision_threshold``); classification errors feed a bank of Bernoulli CUSUMs against
+  the reference error rate (``_errorrate``, ``concept_drift``), regression errors the rank
+  CUSUMs; a windowed test (``performance``); accuracy, precision, recall, F1 or MAE, RMSE of
+  the reference, of the outcomes since the change point and of the window.
 - segments (in ``_stream``): one child stream per tracked value of each ``segment`` key
   (bounded: ``max_segment_keys`` x ``max_segments``), alerts carry the slice; a slice stays
   quiet about a change the model-wide stream already reports unless it is confined to it.
-- ``_baseline``: reference profiles from training data, plain versioned JSON.
+- ``_baseline``: reference profiles from training data, plain versioned JSON: value tables or
+  the resolution of tied numeric data, and the labelled outcomes (the error-rate reference).
+- ``_bocpd``: Bayesian online change-point detection, opt-in (``bocpd_hazard``); the
+  ``changepoint`` preset (``_config.PRESETS``) uses it for short univariate series.
 
 Memory per monitored feature is bounded by the configuration, not by the stream: a numeric
 feature holds its reference grid (at most 513 points, 8 KiB), the window ring
@@ -51,12 +58,21 @@ sketches per feature with the defaults).
 """
 
 from ._baseline import Baseline, BaselineBuilder, build_baseline
-from ._config import DETECTORS, DetectionConfig, FeatureConfig, ModelConfig, load_config
+from ._config import (
+    DETECTORS,
+    PRESETS,
+    DetectionConfig,
+    FeatureConfig,
+    ModelConfig,
+    load_config,
+)
 from ._monitor import Monitor
+from ._view import ScoreHistory, alert_row, detail_document, record_model
 from .exceptions import ConfigError, DetectorError, StateError
 
 __all__ = [
     "DETECTORS",
+    "PRESETS",
     "Baseline",
     "BaselineBuilder",
     "ConfigError",
@@ -65,7 +81,11 @@ __all__ = [
     "FeatureConfig",
     "ModelConfig",
     "Monitor",
+    "ScoreHistory",
     "StateError",
+    "alert_row",
     "build_baseline",
+    "detail_document",
     "load_config",
+    "record_model",
 ]

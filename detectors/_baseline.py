@@ -32,6 +32,7 @@ import orjson
 from ._categorical import CategoricalFeature, category_key
 from ._config import DetectionConfig
 from ._numeric import NumericFeature
+from ._outcomes import AGGREGATES, Outcomes, judged_output
 from ._quality import CLASSES, column_classes
 from ._reference import NumericReference
 from ._window import BlockRing
@@ -53,6 +54,8 @@ _PSEUDO = 20_000
 #: its category list is incomplete and unseen categories are not tested against it).
 MAX_CATEGORIES = 10_000
 _CHUNK = 65_536
+#: Distinct values up to which a numeric profile keeps its exact value table (see ``_ties``).
+MAX_VALUES = 1024
 _PLAIN = (int, float)
 
 
@@ -119,6 +122,7 @@ class _Column:
                 sd = math.sqrt(self.m2 / self.n) if self.n else 0.0
                 integer = bool(np.all(vals == np.round(vals)))
                 q = np.quantile(vals, QUANTILE_PROBS)
+                out.update(_ties(vals))
                 summary = np.quantile(vals, list(_SUMMARY.values()))
                 out.update(
                     percentiles=dict(zip(_SUMMARY, summary.tolist(), strict=True)),
@@ -144,9 +148,10 @@ class _Column:
 
 
 class _Profile:
-    __slots__ = ("columns", "end", "events", "outputs", "predictions", "start")
+    __slots__ = ("columns", "end", "events", "outcomes", "outputs", "predictions", "start")
 
     def __init__(self) -> None:
+        self.outcomes: list[tuple[float, Any, Any]] = []  # (time, output, label)
         self.events = 0
         self.predictions = 0
         self.start = math.inf
@@ -171,13 +176,18 @@ class BaselineBuilder:
         self.max_values = max_values
         self._profiles: dict[tuple[str, str | None], _Profile] = {}
         self.labels = 0
+        self._labels: dict[tuple[str, str], Any] = {}  # (model, prediction_id) -> label
+        self._awaiting: dict[tuple[str, str], tuple] = {}  # (model, id) -> (key, output)
 
     def add(self, events: Iterable[Any]) -> None:
-        """Add events (label events are counted only)."""
+        """Add events. A label event is joined to the prediction with its ``prediction_id``
+        (either may come first); a prediction with a top-level ``label`` field carries its
+        own ground truth."""
         groups: dict[tuple[str, str | None], list] = {}
         for ev in events:
             if ev.kind == "label":
                 self.labels += 1
+                self._labels[(ev.model, str(ev.prediction_id))] = ev.label
                 continue
             key = (ev.model, ev.model_version)
             g = groups.get(key)
@@ -227,6 +237,12 @@ class BaselineBuilder:
         prof.events += B
         preds = [e for e in evs if e.kind == "prediction"]
         prof.predictions += len(preds)
+        for e in preds:
+            output = judged_output(e.prediction_raw, e.prediction)
+            if e.extra.get("label") is not None:
+                prof.outcomes.append((e.timestamp, output, e.extra["label"]))
+            elif e.prediction_id is not None:
+                self._awaiting[(key[0], e.prediction_id)] = (key, e.timestamp, output)
         if preds:
             for name in ("prediction", "latency_ms"):
                 col = [getattr(e, name) for e in preds]
@@ -235,8 +251,16 @@ class BaselineBuilder:
                     column = prof.outputs[name] = _Column()
                 column.add(col, 0, self.max_values)
 
+    def _join_labels(self) -> None:
+        """Move the predictions whose label has arrived to their profile's outcomes."""
+        labels = self._labels
+        for pk in [pk for pk in self._awaiting if pk in labels]:
+            key, time, output = self._awaiting.pop(pk)
+            self._profiles[key].outcomes.append((time, output, labels.pop(pk)))
+
     def build(self) -> Baseline:
         """The profiles of everything added so far."""
+        self._join_labels()
         profiles = []
         for (model, version), prof in sorted(
             self._profiles.items(), key=lambda kv: (kv[0][0], kv[0][1] is not None, kv[0][1] or "")
@@ -260,6 +284,7 @@ class BaselineBuilder:
                 entry[name] = (
                     c.profile("numeric" if name == "latency_ms" else None) if usable else None
                 )
+            entry["outcomes"] = _outcomes_profile(prof.outcomes, settings, self.max_values)
             profiles.append(entry)
         return Baseline(profiles, labels=self.labels)
 
@@ -288,6 +313,49 @@ def build_baseline(events: Iterable[Any], config: DetectionConfig | None = None)
             batch = []
     builder.add(batch)
     return builder.build()
+
+
+def _outcomes_profile(rows: list, settings: Any, max_values: int) -> dict | None:
+    """The labelled outcomes of a profile: task, aggregates and metrics (the error-rate
+    reference of ``_outcomes``); for regression also the absolute errors' distribution."""
+    if not rows:
+        return None
+    rows = sorted(rows, key=itemgetter(0))
+    judge = Outcomes()
+    loss, per = judge.losses(rows, settings.decision_threshold)
+    agg = per.sum(axis=0)
+    if judge.task is None or not agg[0]:
+        return None
+    out: dict[str, Any] = {
+        "task": judge.task,
+        "aggregates": {
+            k: int(v) if k not in ("loss", "squared_error") else v
+            for k, v in zip(AGGREGATES, agg.tolist(), strict=True)
+        },
+        "metrics": judge.metrics(agg),
+        "unusable": judge.skipped,
+        "start": rows[0][0],
+        "end": rows[-1][0],
+    }
+    if judge.task == "regression":
+        col = _Column()
+        col.add(loss[np.isfinite(loss)].tolist(), 0, max_values)
+        out["error"] = col.profile("numeric")
+    return out
+
+
+def _ties(vals: np.ndarray) -> dict:
+    """What keeps a rebuilt reference tied as the data are: the exact table of values and
+    counts when there are at most :data:`MAX_VALUES` distinct ones (counts, flags, rounded
+    scores), else the decimal resolution all values are multiples of (prices in cents)."""
+    uniq, counts = np.unique(vals, return_counts=True)
+    if len(uniq) <= MAX_VALUES:
+        return {"values": {"x": uniq.tolist(), "n": counts.tolist()}}
+    for digits in range(0, 7):
+        scaled = vals * 10.0**digits
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+            return {"resolution": 10.0**-digits}
+    return {}
 
 
 def _finite(obj: Any) -> Any:
@@ -376,6 +444,8 @@ class Baseline:
             for name in ("prediction", "latency_ms"):
                 if p.get(name) is not None:
                     _check_feature(p[name], f"{where}.{name}")
+            if p.get("outcomes") is not None:
+                _check_outcomes(p["outcomes"], f"{where}.outcomes")
         return cls(profiles, labels=int(doc.get("labels") or 0))
 
 
@@ -402,28 +472,81 @@ def _check_feature(fp: Any, where: str) -> None:
             raise ConfigError(f"{where}.categories: expected a table of counts")
 
 
+def _check_outcomes(op: Any, where: str) -> None:
+    if not isinstance(op, dict) or op.get("task") not in ("binary", "classification", "regression"):
+        raise ConfigError(f"{where}.task: expected 'binary', 'classification' or 'regression'")
+    agg = op.get("aggregates")
+    if not isinstance(agg, dict) or not all(
+        isinstance(agg.get(k), (int, float)) and agg[k] >= 0 for k in AGGREGATES
+    ):
+        raise ConfigError(f"{where}.aggregates: expected numbers >= 0 for {list(AGGREGATES)}")
+    if op.get("error") is not None:
+        _check_feature(op["error"], f"{where}.error")
+
+
 # --------------------------------------------------------------------------- to detector state
+def numeric_values(fp: dict) -> np.ndarray | None:
+    """Reference values rebuilt from a numeric profile (None if it has none).
+
+    The exact value table when the profile has one (scaled to at most ``_PSEUDO`` values,
+    every value kept), else ``min(count, _PSEUDO)`` values at the mid-quantiles of the grid,
+    rounded to the profile's resolution (or to integers): tied data stay tied, so the rank
+    transform and the bins see the same ties in the reference as in the stream.
+    """
+    table = fp.get("values")
+    if table:
+        x = np.array(table["x"], dtype=float)
+        c = np.array(table["n"], dtype=float)
+        total = c.sum()
+        if total <= 0:
+            return None
+        if total > _PSEUDO:
+            c = np.maximum(np.round(c * _PSEUDO / total), 1.0)
+        return np.repeat(x, c.astype(np.int64))
+    q = fp.get("quantiles")
+    if not q or not fp.get("count"):
+        return None
+    n = int(min(fp["count"], _PSEUDO))
+    probs = (np.arange(n) + 0.5) / n
+    values = np.interp(probs, np.array(q["p"], dtype=float), np.array(q["x"], dtype=float))
+    step = fp.get("resolution") or (1.0 if fp.get("integer") else None)
+    if step:
+        values = np.round(values / step) * step
+    return values
+
+
+def numeric_feature(
+    name: str, values: np.ndarray, span: tuple, settings: Any, count: int | None = None
+) -> NumericFeature:
+    """A live numeric feature state whose frozen reference is ``values`` (event-time span
+    ``span`` = (start, end) of the data they describe; ``count`` the size of the data they
+    stand for, when ``values`` is a rebuilt sample of it)."""
+    f = NumericFeature(name)
+    f.reference = NumericReference.build(
+        values, span[0], span[1], k=settings.cusum_k, nbins=settings.bins
+    )
+    if count is not None:
+        f.reference.n = int(count)
+    f.ring = BlockRing(settings.window_blocks, settings.bins, 4)
+    return f
+
+
 def feature_from_profile(name: str, fp: dict, settings: Any, forced: str | None) -> Any:
-    """A live feature state whose frozen reference is the profile (None if unusable)."""
+    """A live feature state whose frozen reference is the profile (None if unusable).
+
+    ``fp["start"]`` and ``fp["end"]`` (the profile's event-time span) become the reference
+    window's span in alerts.
+    """
     kind = fp["type"]
     if forced is not None and forced != kind:
         return None
     start = fp.get("start") or 0.0
+    end = fp.get("end") or start
     if kind == "numeric":
-        q = fp.get("quantiles")
-        if not q or not fp.get("count"):
+        values = numeric_values(fp)
+        if values is None:
             return None
-        n = int(min(fp["count"], _PSEUDO))
-        probs = (np.arange(n) + 0.5) / n
-        values = np.interp(probs, np.array(q["p"], dtype=float), np.array(q["x"], dtype=float))
-        if fp.get("integer"):
-            values = np.round(values)
-        f = NumericFeature(name)
-        f.reference = NumericReference.build(
-            values, start, start, k=settings.cusum_k, nbins=settings.bins
-        )
-        f.ring = BlockRing(settings.window_blocks, settings.bins, 4)
-        return f
+        return numeric_feature(name, values, (start, end), settings, int(fp["count"]))
     cats = fp.get("categories") or {}
     total = int(fp.get("count") or 0)
     if not total:
@@ -431,7 +554,7 @@ def feature_from_profile(name: str, fp: dict, settings: Any, forced: str | None)
     f = CategoricalFeature(name, settings.heavy_hitters)
     f.warm = dict(cats)
     f.warm_n = total
-    f.warm_span = [start, start]
+    f.warm_span = [start, end]
     f._freeze(settings, settings.block)
     return f
 

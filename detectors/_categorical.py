@@ -137,7 +137,14 @@ class CategoricalFeature:
             stat, p = chi2_homogeneity(self.ref_counts, self.ring.counts())
             alpha = window_alpha(rate, len(col))
             if float(p) < alpha:
-                return [self._signal(float(stat), float(p), alpha, times)]
+                sig = self._signal(float(stat), float(p), alpha, times)
+                # the same test without the pooled cell (where unseen categories land): a
+                # shift among the reference's own categories (see ``FeaturePolicy``)
+                cur = self.ring.counts()
+                sig.statistics["p_known"] = float(
+                    chi2_homogeneity(self.ref_counts[:-1], cur[:-1])[1]
+                )
+                return [sig]
         return []
 
     def _freeze(self, settings: Any, block: int) -> None:

@@ -19,7 +19,8 @@ A configuration has three levels, each overriding the one above it::
     # ignore = true                  # or do not monitor it at all
 
 A file without a ``[detection]`` table is read from its top level, so a dedicated
-``detection.toml`` can drop the prefix.
+``detection.toml`` can drop the prefix. ``preset = "changepoint"`` in the table (or
+``--preset changepoint`` on the command line) starts from a named preset (:data:`PRESETS`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .exceptions import ConfigError
 
 __all__ = [
     "DETECTORS",
+    "PRESETS",
     "DetectionConfig",
     "FeatureConfig",
     "ModelConfig",
@@ -48,10 +50,39 @@ __all__ = [
 #: ``adwin`` river's ADWIN on sub-block means of a numeric feature's location score. All but
 #: ``adwin`` run by default; ``adwin`` is opt-in (name it in a feature's ``detectors``): on
 #: ``benchmarks/quality.py`` it did not shorten any median delay, and its budget share
-#: lengthens the other detectors' slightly.
-DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "frequency", "adwin")
+#: lengthens the other detectors' slightly. ``bocpd`` (Bayesian online change-point detection,
+#: ``_bocpd``) runs on numeric features only when ``bocpd_hazard`` > 0 (the ``changepoint``
+#: preset).
+DETECTORS: tuple[str, ...] = ("mean", "scale", "shape", "frequency", "adwin", "bocpd")
 
 _KINDS = ("numeric", "categorical")
+
+#: Named starting points for a configuration (``--preset NAME``, or ``preset = "NAME"`` in
+#: the ``[detection]`` table; options given next to it override the preset's).
+#:
+#: ``changepoint``: short univariate series (hundreds of points: monthly counts, daily
+#: prices) where each change of level is an event to report, not an incident to page about.
+#: Numeric features are watched by Bayesian online change-point detection (``bocpd``, hazard
+#: 1/100: each segment judged against itself, so trends and successive levels do not pile up
+#: as one change) instead of the reference CUSUMs; a decision at every point (``block`` 1);
+#: each change reported on its own (``readapt_after`` 0, no cooldown); the first ``warmup``
+#: values standardise the series. The prior and the hazard are the method's textbook
+#: defaults; ``benchmarks/quality.py`` measures the preset on the TCPD series river bundles.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "changepoint": {
+        "warmup": 25,
+        "block": 1,
+        "window_blocks": 8,
+        "bins": 4,
+        "false_alarms_per_million": 2000.0,
+        "confirm_alpha": 1e-3,
+        "readapt_after": 0,
+        "cooldown": 0,
+        "bocpd_hazard": 0.01,
+        "detectors": ("bocpd", "frequency"),
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +123,13 @@ class _Options:
     max_categories: int = 32
     heavy_hitters: int = 128
     adwin_sub: int = 32
+    bocpd_hazard: float = 0.0
     label_ttl: float = 86_400.0
     max_pending_labels: int = 100_000
     early_label_wait: float = 60.0
     max_early_labels: int = 10_000
     outcome_block: int = 128
+    decision_threshold: float = 0.5
     max_segment_keys: int = 4
     max_segments: int = 8
     max_features: int = 256
@@ -115,14 +148,16 @@ class StreamSettings(_Options):
 
     ignore: frozenset[str] = frozenset()
     features: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    detectors: tuple[str, ...] | None = None
 
     def feature(self, name: str) -> FeatureConfig:
         """The options of feature ``name`` (defaults when it has none)."""
         return self.features.get(name, _DEFAULT_FEATURE)
 
     def enabled(self, name: str, detector: str) -> bool:
-        """Whether ``detector`` runs on feature ``name``."""
-        chosen = self.feature(name).detectors
+        """Whether ``detector`` runs on feature ``name`` (its own ``detectors``, else the
+        configuration's default list, else all that apply)."""
+        chosen = self.feature(name).detectors or self.detectors
         return chosen is None or detector in chosen
 
 
@@ -188,6 +223,9 @@ class DetectionConfig(_Options):
         Non-missing values averaged into one input of the (opt-in) ``adwin`` detector: ADWIN
         then costs ``1 / adwin_sub`` of an update per value and sees near-Gaussian inputs;
         1 feeds it every value (univariate change-point use).
+    bocpd_hazard : float
+        Prior probability per value of a change for the ``bocpd`` detector (``_bocpd``); 0
+        (the default) turns it off. Its alarms are not governed by the false-alarm budget.
     label_ttl : float
         Seconds of event time a prediction waits for its label; later labels are counted as
         expired, not joined.
@@ -205,6 +243,10 @@ class DetectionConfig(_Options):
         dropped and counted as unmatched.
     outcome_block : int
         Joined (prediction, label) pairs per block of the error-stream detectors.
+    decision_threshold : float
+        A binary classifier's score at or above which it predicted the positive class, when
+        the prediction does not carry its predicted class (``prediction.label``, which
+        always wins).
     max_segment_keys : int
         Segment keys tracked per model stream (the first seen); each key's slices share
         ``1 / (1 + keys)`` of the false-alarm budget.
@@ -217,6 +259,9 @@ class DetectionConfig(_Options):
         ``schema`` alert (detector ``feature_limit``). About 14 KiB per numeric feature.
     ignore : tuple of str
         Features never monitored, for every model.
+    detectors : tuple of str or None
+        The detectors of every feature that does not name its own (``None``: all that apply
+        to its type).
     features : mapping of str to FeatureConfig
         Per-feature options for every model.
     models : mapping of str to ModelConfig
@@ -232,8 +277,13 @@ class DetectionConfig(_Options):
     ignore: tuple[str, ...] = ()
     features: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     models: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    detectors: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.detectors is not None:
+            object.__setattr__(
+                self, "detectors", _detector_list(list(self.detectors), "detection.detectors")
+            )
         for name in ("features", "models"):
             value = getattr(self, name)
             if not isinstance(value, MappingProxyType):
@@ -259,12 +309,32 @@ class DetectionConfig(_Options):
                 )
         ignore.update(n for n, fc in features.items() if fc.ignore)
         return StreamSettings(
-            **values, ignore=frozenset(ignore), features=MappingProxyType(features)
+            **values,
+            ignore=frozenset(ignore),
+            features=MappingProxyType(features),
+            detectors=self.detectors,
         )
 
     def with_options(self, **options: Any) -> DetectionConfig:
         """A copy with some global options changed (validated)."""
         return replace(self, **options)
+
+    @classmethod
+    def preset(cls, name: str) -> DetectionConfig:
+        """The configuration of a named preset (:data:`PRESETS`).
+
+        Examples
+        --------
+        >>> DetectionConfig.preset("changepoint").block
+        1
+        """
+        return cls(**_preset_options(name, "preset"))
+
+
+def _preset_options(name: Any, where: str) -> dict[str, Any]:
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError(f"{where}: unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return dict(PRESETS[name])
 
 
 def _check_options(values: dict[str, Any], where: str) -> None:
@@ -299,6 +369,9 @@ def _check_options(values: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}.bins: must be >= 2, got {values['bins']!r}")
     if "max_categories" in values and values["max_categories"] < 2:
         raise ConfigError(f"{where}.max_categories: must be >= 2")
+    if "bocpd_hazard" in values and not 0 <= values["bocpd_hazard"] < 1:
+        got = values["bocpd_hazard"]
+        raise ConfigError(f"{where}.bocpd_hazard: must be in [0, 1), got {got!r}")
     for name in ("confirm_alpha", "resolve_alpha"):
         if name in values and not 0 < values[name] < 1:
             raise ConfigError(f"{where}.{name}: must be in (0, 1), got {values[name]!r}")
@@ -318,31 +391,31 @@ def _feature_config(raw: Any, where: str) -> FeatureConfig:
         raise ConfigError(f"{where}.ignore: expected true or false, got {ignore!r}")
     detectors = raw.get("detectors")
     if detectors is not None:
-        if not isinstance(detectors, list) or not all(isinstance(d, str) for d in detectors):
-            raise ConfigError(f"{where}.detectors: expected a list of names")
-        for d in detectors:
-            if d not in DETECTORS:
-                raise ConfigError(f"{where}.detectors: unknown detector {d!r} (known: {DETECTORS})")
-        detectors = tuple(detectors)
+        detectors = _detector_list(detectors, f"{where}.detectors")
     return FeatureConfig(kind=kind, ignore=ignore, detectors=detectors)
 
 
+def _detector_list(detectors: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(detectors, list) or not all(isinstance(d, str) for d in detectors):
+        raise ConfigError(f"{where}: expected a list of names")
+    for d in detectors:
+        if d not in DETECTORS:
+            raise ConfigError(f"{where}: unknown detector {d!r} (known: {DETECTORS})")
+    return tuple(detectors)
+
+
 def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
-    allowed = set(_OPTION_NAMES) | {"ignore", "features"} | ({"models"} if top else set())
+    allowed = set(_OPTION_NAMES) | {"ignore", "features"}
+    allowed |= {"models", "detectors"} if top else set()
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     options = {n: raw[n] for n in _OPTION_NAMES if n in raw}
     if isinstance(options.get("false_alarms_per_million"), int):
         options["false_alarms_per_million"] = float(options["false_alarms_per_million"])
-    for name in (
-        "cusum_k",
-        "confirm_alpha",
-        "resolve_alpha",
-        "block_seconds",
-        "label_ttl",
-        "early_label_wait",
-    ):
+    floats = ("cusum_k", "confirm_alpha", "resolve_alpha", "block_seconds", "label_ttl")
+    floats += ("bocpd_hazard", "early_label_wait")
+    for name in (*floats, "decision_threshold"):
         if isinstance(options.get(name), int) and not isinstance(options.get(name), bool):
             options[name] = float(options[name])
     _check_options(options, where)
@@ -356,13 +429,27 @@ def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
     return {"options": options, "ignore": tuple(ignore), "features": features}
 
 
-def config_from_mapping(raw: dict[str, Any]) -> DetectionConfig:
-    """Build a :class:`DetectionConfig` from parsed TOML (the ``[detection]`` table or all)."""
+def config_from_mapping(raw: dict[str, Any], preset: str | None = None) -> DetectionConfig:
+    """Build a :class:`DetectionConfig` from parsed TOML (the ``[detection]`` table or all).
+
+    ``preset`` (the ``--preset`` option) is the starting point when the table names none;
+    the table's own options override the preset's.
+    """
     if "detection" in raw:
         raw = raw["detection"]
         if not isinstance(raw, dict):
             raise ConfigError("detection: expected a table")
+    raw = dict(raw)
+    named = raw.pop("preset", None)
+    if named is not None and preset is not None and named != preset:
+        raise ConfigError(f"detection.preset: {named!r} conflicts with --preset {preset!r}")
+    name = named if named is not None else preset
+    base = _preset_options(name, "detection.preset") if name is not None else {}
     top = _level(raw, "detection", top=True)
+    detectors = base.pop("detectors", None)
+    if "detectors" in raw:
+        detectors = _detector_list(raw["detectors"], "detection.detectors")
+    top["options"] = {**base, **top["options"]}
     models_raw = raw.get("models", {})
     if not isinstance(models_raw, dict):
         raise ConfigError("detection.models: expected a table")
@@ -381,16 +468,20 @@ def config_from_mapping(raw: dict[str, Any]) -> DetectionConfig:
         ignore=top["ignore"],
         features=MappingProxyType(top["features"]),
         models=MappingProxyType(models),
+        detectors=detectors,
     )
 
 
-def load_config(path: str | Path) -> DetectionConfig:
+def load_config(path: str | Path | None, preset: str | None = None) -> DetectionConfig:
     """Read a TOML detection configuration.
 
     Parameters
     ----------
-    path : str or Path
+    path : str or Path or None
         The TOML file; options live in its ``[detection]`` table (or at its top level).
+        ``None``: no file (the preset, or the defaults).
+    preset : str, optional
+        A name of :data:`PRESETS` to start from (the file's options override it).
 
     Returns
     -------
@@ -402,6 +493,8 @@ def load_config(path: str | Path) -> DetectionConfig:
         The file is missing, is not TOML, or holds an unknown key or a bad value (the
         message names the key).
     """
+    if path is None:
+        return DetectionConfig() if preset is None else DetectionConfig.preset(preset)
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -409,4 +502,4 @@ def load_config(path: str | Path) -> DetectionConfig:
         raise ConfigError(f"{path}: no such file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return config_from_mapping(raw)
+    return config_from_mapping(raw, preset)

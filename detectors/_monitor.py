@@ -9,9 +9,10 @@ from typing import Any
 
 from ._config import DetectionConfig
 from ._early import EarlyLabel, EarlyLabels
-from ._outcomes import EXPIRED
+from ._outcomes import EXPIRED, judged_output
 from ._state import decode_state, encode_state
 from ._stream import _KIND, _PREDICTION, _SEGMENT, _TIME, ModelStream
+from ._view import feature_detail, firing_count, stream_label, stream_rows
 from .exceptions import StateError
 
 __all__ = ["Monitor"]
@@ -20,6 +21,16 @@ _STATE_KIND = "driftline.detectors.model"
 _MODEL = attrgetter("model")
 _VERSION = attrgetter("model_version")
 _PID = attrgetter("prediction_id")
+_RAW = attrgetter("prediction_raw")
+
+
+def _judged(chunk: list[Any]) -> list[Any]:
+    """The outputs the labels of these predictions are judged against: the predicted class
+    where a prediction object carries one (``judged_output``), else the output."""
+    raws = list(map(_RAW, chunk))
+    if dict not in set(map(type, raws)):
+        return list(map(_PREDICTION, chunk))
+    return list(map(judged_output, raws, map(_PREDICTION, chunk)))
 
 
 def _block_edge(st: ModelStream, ev: Any) -> float | None:
@@ -192,7 +203,7 @@ class Monitor:
                 st.joins.add_many(
                     pids[i:j],
                     times,
-                    list(map(_PREDICTION, chunk)),
+                    _judged(chunk),
                     list(map(_SEGMENT, chunk)),
                 )
             st.pending.extend(chunk)
@@ -209,7 +220,8 @@ class Monitor:
             if st.ptimes and ev.timestamp - st.ptimes[0] >= span:
                 out.extend(st.run_block())  # event-time limit: close the block first
             if pids is not None and ev.prediction_id is not None:
-                st.joins.add(ev.prediction_id, ev.timestamp, ev.prediction, ev.segment)
+                output = judged_output(ev.prediction_raw, ev.prediction)
+                st.joins.add(ev.prediction_id, ev.timestamp, output, ev.segment)
             st.pending.append(ev)
             st.ptimes.append(ev.timestamp)
             if len(st.pending) >= block:
@@ -354,10 +366,68 @@ class Monitor:
             out["early_labels"] = {**early.counts, "waiting": len(early)}
         return out
 
+    def _streams_of(self, model: str) -> list[ModelStream]:
+        """A model's streams: each version, then its tracked slices, in a fixed order."""
+        versions = self._models.get(model, {})
+        out = []
+        for v in sorted(versions, key=lambda v: (v is not None, v or "")):
+            st = versions[v]
+            out.append(st)
+            out.extend(child for _, child in sorted(st.slices.items()))
+        return out
+
+    def page_view(self, model: str, *, rows: bool = True) -> list[dict]:
+        """Per stream of a model (versions, then slices): what the live page and the report
+        show (see ``_view``): ``key`` (:func:`stream_label`), ``version``, ``segment``,
+        ``events``, ``labels_joined``, ``firing`` (columns with an incident), ``metrics``
+        (realized label metrics of the current window, or None) and, with ``rows``, ``rows``
+        (one per feature, output and the label error: statistic against threshold, incident
+        state). Reads state only: a few numpy calls per stream with ``rows``, a few dict
+        lookups without."""
+        out = []
+        for st in self._streams_of(model):
+            oc = st.outcomes
+            doc = {
+                "key": stream_label(st.version, st.segment),
+                "version": st.version,
+                "segment": st.segment,
+                "events": st.seq + len(st.pending),
+                "labels_joined": st.joins.counts["joined"],
+                "metrics": oc.metrics(oc.current()) if oc.task is not None else None,
+            }
+            if rows:
+                doc["rows"] = stream_rows(st)
+                doc["firing"] = sum(1 for r in doc["rows"] if r["state"] == "firing")
+            else:
+                doc["firing"] = firing_count(st)
+            out.append(doc)
+        return out
+
+    def feature_detail(self, model: str, stream: str, name: str) -> dict | None:
+        """Reference and current distribution of column ``name`` of the stream whose
+        :meth:`page_view` key is ``stream`` (None when there is no such column)."""
+        for st in self._streams_of(model):
+            if stream_label(st.version, st.segment) == stream:
+                return feature_detail(st, name)
+        return None
+
     def labels_joined(self, model: str) -> int:
         """Labels joined to their prediction so far in a model's streams (a cheap counter,
         for views that follow it batch by batch; :meth:`status` has it too, at a cost)."""
         return sum(st.joins.counts["joined"] for st in self._models.get(model, {}).values())
+
+    def outcome_totals(self, model: str) -> tuple[str | None, int, float, float]:
+        """(task, outcomes, summed loss, summed squared error) judged so far in a model's
+        streams: cumulative, cheap, for views that follow it batch by batch (an outcome
+        counts once its block of ``outcome_block`` is processed)."""
+        task, n, loss, sq = None, 0, 0.0, 0.0
+        for st in self._models.get(model, {}).values():
+            o = st.outcomes
+            task = task or o.task
+            n += int(o.total[0])
+            loss += float(o.total[5])
+            sq += float(o.total[6])
+        return task, n, loss, sq
 
     @property
     def stats(self) -> dict:

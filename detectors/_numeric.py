@@ -25,6 +25,7 @@ from datasketches import kll_doubles_sketch
 from scipy.special import ndtr
 
 from ._adwin import AdwinDetector, adwin_delta, adwin_inputs
+from ._bocpd import BocpdDetector
 from ._cusum import cusum_path, cusum_threshold
 from ._homogeneity import chi2_homogeneity, psi
 from ._policy import window_alpha
@@ -69,6 +70,7 @@ class NumericFeature:
         self.max = -math.inf
         self.sketch = kll_doubles_sketch(KLL_K)
         self.reference: NumericReference | None = None
+        self.bocpd: BocpdDetector | None = None  # opt-in; kept across new references
         self._reset_live()
 
     def _reset_live(self) -> None:
@@ -79,6 +81,10 @@ class NumericFeature:
         # where each CUSUM excursion began (event seq and time): the change-point estimate
         self.zero_seq = np.zeros(4, dtype=np.int64)
         self.zero_time = np.zeros(4)
+        # running (count, sum, sum of squares, location-score sum) of the live values, and
+        # its value where each CUSUM's excursion began: the data since a change point, exactly
+        self.cum = np.zeros(4)
+        self.zero_cum = np.zeros((4, 4))
         self.ring: BlockRing | None = None
         self.adwin: AdwinDetector | None = None
 
@@ -179,15 +185,16 @@ class NumericFeature:
             cnt, s1, s2, zs = prefix[:, t] - prefix[:, j]
             start_time = float(times[min(j + 1, t)])
             change_seq = seq0 + j + 1
-            n_after = max(int(cnt), 1)
         else:
             change_seq = int(self.zero_seq[c])
             start_time = float(self.zero_time[c])
-            back = -(-(seq0 - change_seq) // B)  # whole earlier blocks touched
-            earlier, _ = self.ring.recent(back)
-            cnt, s1, s2, zs = earlier + prefix[:, t]
-            # values since the change point (earlier blocks' missing values not subtracted)
-            n_after = max(seq0 - change_seq + int(prefix[0, t]), 1)
+            if np.isfinite(self.zero_cum[c, 0]):
+                cnt, s1, s2, zs = self.cum + prefix[:, t] - self.zero_cum[c]
+            else:  # a state written before exact accounting: whole blocks of the ring
+                back = -(-(seq0 - change_seq) // B)
+                earlier, _ = self.ring.recent(back)
+                cnt, s1, s2, zs = earlier + prefix[:, t]
+        n_after = max(int(cnt), 1)
         cnt = max(int(cnt), 1)
         after = s1 / cnt
         after_sd = math.sqrt(max(s2 / cnt - after * after, 0.0))
@@ -212,8 +219,8 @@ class NumericFeature:
             critical = not abs(effect) < 1.0
             msg = (
                 f"Mean of '{self.name}' moved {side} from {ref.mean:.4g} to {after:.4g} "
-                f"({effect:+.2f} reference standard deviations) over the last {cnt} values; "
-                f"{crossed}."
+                f"({effect:+.2f} reference standard deviations) over the {cnt} values since "
+                f"the estimated change point; {crossed}."
             )
             before_v, after_v = ref.mean, after
         else:
@@ -222,8 +229,8 @@ class NumericFeature:
             word = "increased" if side == "up" else "decreased"
             msg = (
                 f"Spread of '{self.name}' {word}: standard deviation {ref.sd:.4g} -> "
-                f"{after_sd:.4g} (ratio {effect:.2f}) over the last {cnt} values; "
-                f"{crossed}."
+                f"{after_sd:.4g} (ratio {effect:.2f}) over the {cnt} values since the "
+                f"estimated change point; {crossed}."
             )
             before_v, after_v = ref.sd, after_sd
         stats = {
@@ -371,8 +378,11 @@ class NumericFeature:
             "cusum": self.cusum,
             "zero_seq": self.zero_seq,
             "zero_time": self.zero_time,
+            "cum": self.cum,
+            "zero_cum": self.zero_cum,
             "ring": None if self.ring is None else self.ring.to_state(),
             "adwin": None if self.adwin is None else self.adwin.to_state(),
+            "bocpd": None if self.bocpd is None else self.bocpd.to_state(),
         }
 
     @classmethod
@@ -390,9 +400,13 @@ class NumericFeature:
         f.cusum = s["cusum"]
         f.zero_seq = s["zero_seq"]
         f.zero_time = s["zero_time"]
+        f.cum = s.get("cum", np.zeros(4))
+        f.zero_cum = s.get("zero_cum", np.full((4, 4), np.nan))  # nan: not kept (older state)
         f.ring = None if s["ring"] is None else BlockRing.from_state(s["ring"])
         ad = s.get("adwin")
         f.adwin = None if ad is None else AdwinDetector.from_state(ad)
+        bo = s.get("bocpd")
+        f.bocpd = None if bo is None else BocpdDetector.from_state(bo)
         return f
 
 
@@ -519,6 +533,8 @@ def update_numeric(
     for i, f in enumerate(features):
         if f.absorb(X[i], fin[i], nfl[i], stats[i], times, seq0, settings):
             live.append(i)
+    if settings.bocpd_hazard > 0:
+        _run_bocpd(features, X, fin, times, seq0, settings, out)
     if not live:
         return out
     L = len(live)
@@ -585,11 +601,37 @@ def update_numeric(
     zero_time = np.array([f.zero_time for f in sub])
     zero_seq = np.where(has, seq0 + last + 1, zero_seq)
     zero_time = np.where(has, next_time, zero_time)
+    # running aggregates at each new zero and at the block's end (see ``NumericFeature.cum``)
+    xzl = Xz if L == F else Xz[live]
+    cum0 = np.array([f.cum for f in sub])  # (L, 4) before the block
+    # count, sum, sum of squares and location-score sum of the block's values up to each
+    # CUSUM's last zero (gathered per (feature, CUSUM), no (L, B, 4) copy) and in total
+    sums = np.cumsum(np.stack([xzl, xzl * xzl]), axis=2)  # (2, L, B)
+    if all_fin:
+        n_at = (last + 1).astype(np.float64)
+        n_all = np.full(L, float(B))
+    else:
+        cnt = np.cumsum(finl, axis=1, dtype=np.float64)
+        n_at, n_all = np.take_along_axis(cnt, last, axis=1), cnt[:, -1]
+    at_last = np.stack(
+        [
+            n_at,
+            np.take_along_axis(sums[0], last, axis=1),
+            np.take_along_axis(sums[1], last, axis=1),
+            np.take_along_axis(cz[:, 0, :], last, axis=1),
+        ],
+        axis=2,
+    )  # (L, 4 CUSUMs, 4 aggregates)
+    totals = np.stack([n_all, sums[0, :, -1], sums[1, :, -1], cz[:, 0, -1]], axis=1)  # (L, 4)
+    zero_cum = np.array([f.zero_cum for f in sub])
+    zero_cum = np.where(has[:, :, None], cum0[:, None, :] + at_last, zero_cum)
+    cum1 = cum0 + totals
     cus = C[:, :, -1] - low
     if fired.any():  # restart the CUSUMs that fired
         cus[fired] = 0.0
         zero_seq[fired] = seq0 + B
         zero_time[fired] = times[-1]
+        zero_cum[fired] = np.broadcast_to(cum1[:, None, :], zero_cum.shape)[fired]
     _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, masks, h, out)
     # windowed shape test on equiprobable reference bins
     nbins = settings.bins
@@ -597,15 +639,15 @@ def update_numeric(
     bins = np.minimum((Uf * nbins).astype(np.int64), nbins - 1)
     bins += (np.arange(L) * nbins)[:, None]
     counts = np.bincount(bins[finl], minlength=L * nbins).reshape(L, nbins)
-    fl = finl.sum(axis=1).astype(np.float64)
-    xzl = Xz if L == F else Xz[live]
-    agg = np.stack([fl, xzl.sum(axis=1), np.einsum("ij,ij->i", xzl, xzl), cz[:, 0, -1]], axis=1)
+    agg = totals
     t0, t1 = float(times[0]), float(times[-1])
     check = []
     for j, f in enumerate(sub):
         f.cusum = cus[j]
         f.zero_seq = zero_seq[j]
         f.zero_time = zero_time[j]
+        f.zero_cum = zero_cum[j]
+        f.cum = cum1[j]
         f.ring.push(counts[j], agg[j], t0, t1)
         if f.ring.full and "shape" in masks[live[j]]:
             check.append(j)
@@ -663,3 +705,74 @@ def _run_adwin(sub, live, z, finl, all_fin, Xz, times, seq0, settings, rate, mas
         sig.statistics["adwin_width"] = int(width)
         sig.statistics["adwin_window_mean"] = zmean
         out[live[j]].append(sig)
+
+
+def _run_bocpd(features, X, fin, times, seq0, settings, out) -> None:
+    """Feed each feature's BOCPD (``_bocpd``) this block's values, live or not: it judges each
+    segment against itself, so it keeps running while a new reference is collected. It is
+    created with the feature's first reference (whose mean and sd standardise its input)."""
+    for i, f in enumerate(features):
+        if f.bocpd is None:
+            ref = f.reference
+            if ref is None or not settings.enabled(f.name, "bocpd"):
+                continue
+            f.bocpd = BocpdDetector(settings.bocpd_hazard, ref.mean, ref.sd)
+        pos = np.flatnonzero(fin[i])
+        if not len(pos):
+            continue
+        vals = X[i, pos].tolist()
+        hits = f.bocpd.feed(vals, (seq0 + pos).tolist(), times[pos].tolist())
+        if hits:
+            j, begin = hits[0]
+            out[i].append(_bocpd_signal(f, X[i], fin[i], times, seq0, int(pos[j]), begin))
+
+
+def _bocpd_signal(f, row, fin, times, seq0, t, begin) -> Signal:
+    """A BOCPD change at block position ``t`` whose new run began at event ``begin``:
+    before/after are the posterior means of the previous and the new run (raw scale)."""
+    d = f.bocpd
+    logr, mu = d.post[0], d.post[1]
+    m = int(np.argmax(logr))
+    after = float(mu[m]) * d.scale + d.centre
+    older = logr.copy()
+    older[: m + 1] = -np.inf
+    prev = int(np.argmax(older)) if np.isfinite(older).any() else m
+    before = float(mu[prev]) * d.scale + d.centre
+    from ._timefmt import rfc3339
+
+    known = d.since(begin, seq0 + t)
+    if known is not None:
+        n, start = known
+    else:  # began before the values kept: the run length says how many
+        n, start = m + 1, float(times[0])
+    msg = (
+        f"Level of '{f.name}' changed from about {before:.4g} to {after:.4g}: Bayesian "
+        f"online change-point detection started a new segment {n} values ago "
+        f"(hazard {d.hazard:g})."
+    )
+    span = f.reference_span()
+    reference = (
+        {"count": 0}
+        if span is None
+        else {"start": rfc3339(span[0]), "end": rfc3339(span[1]), "count": span[2]}
+    )
+    return Signal(
+        detector="bocpd",
+        index=t,
+        severity="warning",
+        statistics={
+            "statistic": "bocpd_map_run_length",
+            "before": before,
+            "after": after,
+            "change_seq": int(begin),
+            "values_since_change": n,
+            "run_length": m,
+            "hazard": d.hazard,
+            "p_value": None,
+        },
+        window={
+            "reference": reference,
+            "current": {"start": rfc3339(start), "end": rfc3339(float(times[t])), "count": n},
+        },
+        message=msg,
+    )

@@ -7,17 +7,19 @@ that at a time and counted as evicted); a label joins its prediction by id, a la
 the time-to-live or without a prediction is counted, not used. Memory is therefore bounded by
 the configuration.
 
-Each joined pair becomes an *outcome* with a loss: for classification the 0/1 error (a score
-is thresholded at 0.5 against 0/1 or boolean labels), for regression the absolute error. The
-losses of ``outcome_block`` outcomes at a time feed a numeric feature state named ``error``
-with the same detectors as the inputs (``_numeric``): rank CUSUMs with budget-derived
-thresholds, confirmed by a two-sample test of the error rates (reference against the
-outcomes after the change point) - the Bernoulli CUSUM is the optimal detector of a change of
-error rate, and on 0/1 losses it plays the part of ADWIN/DDM with a calibrated false-alarm
-rate - and a windowed test on the last ``window_blocks`` outcome blocks. A CUSUM alarm whose
-error rose is a ``concept_drift``; a windowed one a ``performance`` alarm. Falls of the error
-are not alarms. Windowed metrics (accuracy, precision, recall, F1; MAE, RMSE) of the
-reference and of the current window explain each alert and feed the status view.
+Each joined pair becomes an *outcome* with a loss: for classification the 0/1 error (the
+predicted class is the prediction's ``label`` when it has one, else a score is a positive at
+``decision_threshold``, 0.5 by default), for regression the absolute error. Outcomes are
+processed ``outcome_block`` at a time. Classification errors feed a bank of Bernoulli
+CUSUMs against the reference error rate (``_errorrate``: likelihood-ratio steps, threshold
+``log(m / rate)`` from the budget, each alarm confirmed by a two-sample test of the
+reference errors against those since the change point): a ``concept_drift``. Regression
+errors feed the rank CUSUMs of a numeric feature state named ``error`` (``_numeric``). Both
+also run the windowed test on the last ``window_blocks`` outcome blocks: a ``performance``
+alarm. Falls of the error are not alarms. The reference is the labelled outcomes of the
+baseline profile when it has them, else the first ``warmup`` outcomes of the live stream.
+Metrics (accuracy, precision, recall, F1; MAE, RMSE) of the reference, of the outcomes since
+the change point and of the current window explain each alert and feed the status view.
 """
 
 from __future__ import annotations
@@ -30,11 +32,23 @@ from typing import Any
 
 import numpy as np
 
+from ._errorrate import ErrorRateCusum, RateCrossing, confirm_pvalue
 from ._numeric import NumericFeature, update_numeric
 from ._policy import FeaturePolicy
+from ._signal import Signal
 from .exceptions import StateError
 
-__all__ = ["EXPIRED", "LabelJoin", "Outcomes"]
+__all__ = [
+    "AGGREGATES",
+    "EXPIRED",
+    "RESOLVE_BLOCKS",
+    "UNITS",
+    "ErrorView",
+    "LabelJoin",
+    "Outcomes",
+    "judged_output",
+    "outcome_metrics",
+]
 
 #: What :meth:`LabelJoin.take` returns for a label later than the time-to-live.
 EXPIRED = object()
@@ -42,6 +56,10 @@ EXPIRED = object()
 _NUM = (int, float)
 # aggregate columns per outcome block
 _N, _TP, _FP, _FN, _TN, _ABS, _SQ = range(7)
+#: Their names, as a baseline profile stores them.
+AGGREGATES = ("count", "tp", "fp", "fn", "tn", "loss", "squared_error")
+#: Reference outcomes rebuilt from a baseline's error rate (as for features, ``_baseline``).
+_PSEUDO = 20_000
 
 
 #: Positions 0, 1, 2, ... as int objects shared by every generation's index (grown on demand),
@@ -363,8 +381,42 @@ def _truth(v: Any) -> bool | None:
     return None
 
 
+def judged_output(raw: Any, output: Any) -> Any:
+    """The output a label is judged against: the predicted class ``raw["label"]`` when the
+    prediction object carries one (whatever its score), else the output itself.
+
+    Examples
+    --------
+    >>> judged_output({"score": 0.3, "label": "fraud"}, 0.3), judged_output(0.7, 0.7)
+    ('fraud', 0.7)
+    """
+    if raw.__class__ is dict:
+        label = raw.get("label")
+        if label is not None:
+            return label
+    return output
+
+
+#: Outcome blocks an error-rate incident looks back over before it resolves (2,048 outcomes
+#: by default): the detection window (512) is too short to tell a model that recovered from
+#: one whose error rate is a few points up, and its incidents flapped.
+RESOLVE_BLOCKS = 16
+
+#: Budget units of the error stream: the error-rate CUSUM bank gets ``UNITS - 1`` of them (it
+#: is the signal that sends a team back to retraining), the windowed test one.
+UNITS = 5
+
+
 class Outcomes:
-    """Error stream, windowed metrics and the incident state of one model stream's labels."""
+    """Error stream, windowed metrics and the incident state of one model stream's labels.
+
+    Classification (``binary`` and multiclass ``classification``): the 0/1 errors feed the
+    Bernoulli CUSUM bank of ``_errorrate`` (``concept_drift``, detector ``error_rate``) and
+    the windowed test of the error feature (``performance``). Regression: the absolute
+    errors feed the error feature's rank CUSUMs (``concept_drift``) and windowed test. The
+    reference is the baseline's labelled outcomes when the profile has them (:meth:`seed`),
+    else the first ``warmup`` outcomes of the live stream.
+    """
 
     def __init__(self) -> None:
         self.task: str | None = None  # "binary", "classification" or "regression"
@@ -375,9 +427,41 @@ class Outcomes:
         self.blocks = 0
         self.skipped = 0
         self.ref = np.zeros(7)
+        self.ref_span = [math.nan, math.nan]  # event times of the reference outcomes
         self.window: np.ndarray | None = None
         self.pos = 0
         self.collecting = True  # the error stream's reference is being collected
+        self.bank: ErrorRateCusum | None = None
+        self.source = "live"  # where the reference came from: "live" or "baseline"
+        self.total = np.zeros(7)  # aggregates of every outcome processed
+        # aggregates of the last RESOLVE_BLOCKS live blocks: when an incident may resolve
+        self.recent = np.zeros((RESOLVE_BLOCKS, 7))
+
+    # ------------------------------------------------------------------ reference
+    def seed(self, prof: dict, settings: Any, span: tuple[float, float]) -> None:
+        """Freeze the reference from a baseline's ``outcomes`` profile (see ``_baseline``)."""
+        from ._baseline import numeric_feature, numeric_values
+
+        agg = np.array([float(prof["aggregates"][k]) for k in AGGREGATES])
+        n = int(agg[_N])
+        if n <= 0 or prof.get("task") not in ("binary", "classification", "regression"):
+            return
+        self.task = prof["task"]
+        if self.task == "regression":
+            values = numeric_values(prof.get("error") or {})
+            if values is None:
+                return
+        else:
+            m = min(n, _PSEUDO)
+            values = np.zeros(m)
+            values[: round(m * agg[_ABS] / n)] = 1.0
+        self.error = numeric_feature("error", values, span, settings, n)
+        self.ref = agg
+        self.ref_span = [float(span[0]), float(span[1])]
+        self.collecting = False
+        self.source = "baseline"
+        if self.task != "regression":
+            self.bank = ErrorRateCusum(agg[_ABS] / n, n)
 
     # ------------------------------------------------------------------ losses
     def _decide(self, pred: Any, label: Any) -> str:
@@ -395,9 +479,14 @@ class Outcomes:
             return "classification"
         return "regression"
 
-    def losses(self, rows: list[tuple[float, Any, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Loss per outcome (nan when unusable) and the block's metric aggregates."""
-        agg = np.zeros(7)
+    def losses(self, rows: list, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """Loss per outcome (nan when unusable) and its aggregate row (count, TP, FP, FN,
+        TN, loss, squared error) per outcome, shape (len(rows), 7).
+
+        A binary score (a float) is a positive when ``score >= threshold``; a predicted class
+        (see :func:`judged_output`) is compared as it is.
+        """
+        per = np.zeros((len(rows), 7))
         loss = np.full(len(rows), np.nan)
         task = self.task
         for i, (_, pred, label) in enumerate(rows):
@@ -407,11 +496,11 @@ class Outcomes:
                 task = self.task = self._decide(pred, label)
             if task == "binary":
                 truth = _truth(label)
-                guess = pred >= 0.5 if pred.__class__ in _NUM else _truth(pred)
+                guess = pred >= threshold if pred.__class__ is float else _truth(pred)
                 if truth is None or guess is None:
                     continue
                 loss[i] = float(guess != truth)
-                agg[_TP + (0 if guess and truth else 1 if guess else 2 if truth else 3)] += 1
+                per[i, _TP + (0 if guess and truth else 1 if guess else 2 if truth else 3)] = 1
             elif task == "classification":
                 loss[i] = float(str(pred) != str(label))
             else:
@@ -421,110 +510,201 @@ class Outcomes:
                 if not math.isfinite(e):
                     continue
                 loss[i] = abs(e)
-                agg[_SQ] += e * e
+                per[i, _SQ] = e * e
         ok = np.isfinite(loss)
-        agg[_N] = ok.sum()
-        agg[_ABS] = loss[ok].sum()
-        self.skipped += int(len(rows) - agg[_N])
-        return loss, agg
+        per[:, _N] = ok
+        per[:, _ABS] = np.where(ok, loss, 0.0)
+        self.skipped += int(len(rows) - ok.sum())
+        return loss, per
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, agg: np.ndarray) -> dict:
         """Accuracy, precision, recall, F1 (classification) or MAE, RMSE (regression)."""
-        agg = [float(v) for v in agg]
-        n = agg[_N]
-        if n <= 0:
-            return {"count": 0}
-        out: dict[str, Any] = {"count": int(n)}
-        if self.task == "regression":
-            out["mae"] = agg[_ABS] / n
-            out["rmse"] = math.sqrt(agg[_SQ] / n)
-            return out
-        out["accuracy"] = 1.0 - agg[_ABS] / n
-        if self.task == "binary":
-            tp, fp, fn = agg[_TP], agg[_FP], agg[_FN]
-            prec = tp / (tp + fp) if tp + fp else None
-            rec = tp / (tp + fn) if tp + fn else None
-            out["precision"] = prec
-            out["recall"] = rec
-            out["f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
-        return out
+        return outcome_metrics(self.task, agg)
 
     def current(self) -> np.ndarray:
         return np.zeros(7) if self.window is None else self.window.sum(axis=0)
 
+    def view(self) -> ErrorView:
+        """What the alert policy steps: the error feature, resolved by :class:`ErrorView`."""
+        return ErrorView(self)
+
     # ------------------------------------------------------------------ processing
     def run(self, settings: Any, rate: float) -> list:
-        """Process the buffered outcomes as one block; return the error feature's signals."""
+        """Process the buffered outcomes as one block; return the error stream's signals.
+
+        ``rate`` is the false-alarm rate of one budget unit (the stream has :data:`UNITS`).
+        """
         rows, self.buf = self.buf, []
         if self.window is None:
             self.window = np.zeros((settings.window_blocks, 7))
-        loss, agg = self.losses(rows)
+        loss, per = self.losses(rows, settings.decision_threshold)
+        agg = per.sum(axis=0)
+        self.total += agg
         times = np.array([r[0] for r in rows], dtype=np.float64)
         was_live = self.error.live
+        mask = ("mean", "shape") if self.task == "regression" else ("shape",)
         (signals,) = update_numeric(
-            [self.error], loss[None, :], times, self.seq, settings, rate, [("mean", "shape")]
+            [self.error], loss[None, :], times, self.seq, settings, rate, [mask]
         )
         if not was_live:  # a (new) reference: its metrics are the "before" of the alerts
             if not self.collecting:
                 self.ref = np.zeros(7)
+                self.ref_span = [math.nan, math.nan]
+                self.bank = None
                 self.collecting = True
+                self.source = "live"
             self.ref += agg
+            if math.isnan(self.ref_span[0]):
+                self.ref_span[0] = float(times[0])
+            self.ref_span[1] = float(times[-1])
+            if self.error.live and self.task in ("binary", "classification") and self.ref[_N]:
+                self.bank = ErrorRateCusum(self.ref[_ABS] / self.ref[_N], int(self.ref[_N]))
+                self.bank.start(self.seq + len(rows), float(times[-1]))
         else:
             self.collecting = False
             self.window[self.pos % len(self.window)] = agg
+            self.recent[self.pos % RESOLVE_BLOCKS] = agg
             self.pos += 1
+            if self.bank is not None:
+                hit = self.bank.update(loss, per, times, self.seq, rate * (UNITS - 1))
+                if hit is not None:
+                    signals.append(self._rate_signal(hit, times))
         self.seq += len(rows)
         self.blocks += 1
+        return self._explain(signals)
+
+    def _explain(self, signals: list) -> list:
         ref_m, cur_m = self.metrics(self.ref), self.metrics(self.current())
         kept = []
         for s in signals:
             st = s.statistics
+            if s.extra.get("detector") == "error_rate":
+                kept.append(s)
+                continue
             before = st.get("reference_mean", st.get("before"))
             after = st.get("current_mean", st.get("after"))
             if not after > before:
                 continue  # the model got better: not an alarm
             s.extra["kind"] = "concept_drift" if s.detector in ("mean", "scale") else "performance"
             s.extra["detector"] = "error_rate" if s.detector != "shape" else "window_metrics"
+            if s.detector == "shape":  # the error rates, not the error's bins, before/after
+                st["before"], st["after"] = before, after
             st["reference_metrics"] = ref_m
             st["current_metrics"] = cur_m
+            st["window_metrics"] = cur_m
             st["task"] = self.task
+            st["reference_source"] = self.source
+            s.window["reference"] = self._ref_window()
             s.message = self._message(s, before, after, ref_m, cur_m)
             kept.append(s)
         return kept
+
+    def _ref_window(self) -> dict:
+        from ._timefmt import rfc3339
+
+        a, b = self.ref_span
+        if a != a:
+            return {"count": int(self.ref[_N])}
+        return {"start": rfc3339(a), "end": rfc3339(b), "count": int(self.ref[_N])}
+
+    def _rate_signal(self, hit: RateCrossing, times: np.ndarray) -> Signal:
+        """A crossing of the error-rate CUSUM bank, described by the outcomes since its
+        change point (``concept_drift``)."""
+        from ._timefmt import rfc3339
+
+        bank = self.bank
+        n = int(hit.since[_N])
+        after = float(hit.since[_ABS]) / max(n, 1)
+        before = bank.p0
+        ref_m, since_m = self.metrics(self.ref), self.metrics(hit.since)
+        critical = after >= 2.0 * before or after - before >= 0.05
+        stats = {
+            "statistic": "bernoulli_cusum",
+            "before": before,
+            "after": after,
+            "score": hit.score,
+            "threshold": hit.threshold,
+            "p_value": hit.p_value,
+            "effect": after - before,
+            "odds_ratio": hit.ratio,
+            "centre": bank.centre,
+            "change_seq": hit.change_seq,
+            "values_since_change": n,
+            "reference_metrics": ref_m,
+            "current_metrics": since_m,
+            "window_metrics": self.metrics(self.current()),
+            "task": self.task,
+            "reference_source": self.source,
+        }
+        window = {
+            "reference": self._ref_window(),
+            "current": {
+                "start": rfc3339(hit.change_time),
+                "end": rfc3339(float(times[hit.index])),
+                "count": n,
+            },
+        }
+        extra = ""
+        if ref_m.get("f1") is not None and since_m.get("f1") is not None:
+            extra = f", F1 {ref_m['f1']:.3f} -> {since_m['f1']:.3f}"
+        message = (
+            f"Concept drift: the model's error rate rose from {before:.1%} to {after:.1%} "
+            f"(accuracy {1 - before:.1%} -> {1 - after:.1%}{extra}) over the {n} labelled "
+            f"predictions since the estimated change point; error-rate CUSUM "
+            f"{hit.score:.1f} crossed its threshold {hit.threshold:.1f} "
+            f"(odds ratio {hit.ratio:g}), two-sample p={hit.p_value:.2g}."
+        )
+        return Signal(
+            detector="mean",
+            index=hit.index,
+            severity="critical" if critical else "warning",
+            statistics=stats,
+            window=window,
+            message=message,
+            extra={"kind": "concept_drift", "detector": "error_rate"},
+        )
 
     def _message(self, s, before, after, ref_m, cur_m) -> str:
         if self.task == "regression":
             what = f"mean absolute error rose from {before:.4g} to {after:.4g}"
             extra = ""
             if "rmse" in cur_m and "rmse" in ref_m:
-                extra = f" (RMSE {ref_m['rmse']:.4g} -> {cur_m['rmse']:.4g} in the window)"
+                extra = f" (RMSE {ref_m['rmse']:.4g} -> {cur_m['rmse']:.4g} in the last window)"
         else:
             what = f"error rate rose from {before:.1%} to {after:.1%}"
             extra = ""
             if ref_m.get("f1") is not None and cur_m.get("f1") is not None:
-                extra = f" (F1 {ref_m['f1']:.3f} -> {cur_m['f1']:.3f} in the window)"
+                extra = f" (F1 {ref_m['f1']:.3f} -> {cur_m['f1']:.3f} in the last window)"
         n = s.window["current"]["count"]
         if s.extra["kind"] == "concept_drift":
-            head = "Concept drift"
+            head, over = "Concept drift", f"the {n} labelled predictions since the change point"
             how = (
                 f"CUSUM {s.statistics['score']:.1f} over threshold {s.statistics['threshold']:.1f}"
             )
         else:
-            head = "Performance drop"
+            head, over = "Performance drop", f"the last {n} labelled predictions"
             how = f"windowed test p={s.statistics['p_value']:.2g}"
-        return f"{head}: the model's {what} over the last {n} labelled predictions{extra}; {how}."
+        return f"{head}: the model's {what} over {over}{extra}; {how}."
 
     def summary(self) -> dict:
-        return {
+        out = {
             "task": self.task,
             "outcomes": self.seq,
             "buffered": len(self.buf),
             "skipped": self.skipped,
+            "reference_source": self.source,
             "reference": self.metrics(self.ref),
             "window": self.metrics(self.current()),
             "alert": self.policy.active,
         }
+        if self.bank is not None:
+            out["error_rate_cusum"] = {
+                "reference_rate": self.bank.p0,
+                "centre": self.bank.centre,
+                "score": float(self.bank.cusum.max()),
+            }
+        return out
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict:
@@ -538,7 +718,12 @@ class Outcomes:
                 [self.seq, self.blocks, self.skipped, self.pos, self.collecting], dtype=np.int64
             ),
             "ref": self.ref,
+            "ref_span": np.array(self.ref_span),
             "window": self.window,
+            "bank": None if self.bank is None else self.bank.to_state(),
+            "source": self.source,
+            "total": self.total,
+            "recent": self.recent,
         }
 
     @classmethod
@@ -554,4 +739,72 @@ class Outcomes:
         o.collecting = bool(collecting)
         o.ref = s["ref"]
         o.window = s["window"]
+        if "ref_span" in s:  # absent in states written before the error-rate bank
+            o.ref_span = [float(v) for v in s["ref_span"]]
+        bank = s.get("bank")
+        o.bank = None if bank is None else ErrorRateCusum.from_state(bank)
+        o.source = s.get("source", "live")
+        o.total = np.asarray(s.get("total", np.zeros(7)), dtype=np.float64)
+        if "recent" in s:
+            o.recent = np.asarray(s["recent"], dtype=np.float64)
         return o
+
+
+class ErrorView:
+    """The error stream as the alert policy sees it: the error feature's reference and
+    re-adoption, and for classifiers a resolution test of their own.
+
+    A classifier's incident resolves when the error rate of the last ``RESOLVE_BLOCKS``
+    outcome blocks is no longer significantly above the reference rate (one-sided
+    two-sample test at ``resolve_alpha``), not when the 512-outcome detection window happens
+    to look like the reference: a drift of a few points of accuracy makes that window look
+    normal often enough for an incident to flap.
+    """
+
+    __slots__ = ("outcomes",)
+
+    kind = "numeric"
+    name = "error"
+
+    def __init__(self, outcomes: Outcomes) -> None:
+        self.outcomes = outcomes
+
+    @property
+    def live(self) -> bool:
+        return self.outcomes.error.live
+
+    def restart_reference(self) -> None:
+        self.outcomes.error.restart_reference()
+
+    def reference_span(self) -> tuple[float, float, int] | None:
+        return self.outcomes.error.reference_span()
+
+    def window_pvalues(self) -> tuple[float, ...] | None:
+        o = self.outcomes
+        if o.bank is None:
+            return o.error.window_pvalues()
+        if o.pos < RESOLVE_BLOCKS:
+            return None
+        n, _, _, _, _, errors, _ = o.recent.sum(axis=0)
+        return (confirm_pvalue(o.bank.p0, o.bank.n0, float(errors), float(n)),)
+
+
+def outcome_metrics(task: str | None, agg: np.ndarray) -> dict:
+    """Accuracy, precision, recall, F1 (classification) or MAE, RMSE (regression) of the
+    aggregates ``agg`` (count, TP, FP, FN, TN, loss sum, squared-error sum)."""
+    agg = [float(v) for v in agg]
+    n = agg[_N]
+    if n <= 0:
+        return {"count": 0}
+    out: dict[str, Any] = {"count": int(n)}
+    if task == "regression":
+        out["mae"] = agg[_ABS] / n
+        out["rmse"] = math.sqrt(agg[_SQ] / n)
+        return out
+    out["accuracy"] = 1.0 - agg[_ABS] / n
+    if task == "binary":
+        tp, fp, fn = agg[_TP], agg[_FP], agg[_FN]
+        out["precision"] = tp / (tp + fp) if tp + fp else None
+        out["recall"] = tp / (tp + fn) if tp + fn else None
+        out["f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    return out

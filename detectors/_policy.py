@@ -20,9 +20,12 @@ Confirmation
     lose detections, while their false alarms mostly come from an unusual reference sample,
     which every later check shares (the budget already counts every check).
 Deduplication and resolution
-    One incident per feature: while an alert is firing, further alarms of the feature are
-    counted, not emitted. The incident resolves when a full window after it matches the
-    reference again (shape and location p-values both at least ``resolve_alpha``; a
+    One incident per feature and alert kind (``FeaturePolicy``): while an alert is firing,
+    further alarms of that kind on the feature are counted, not emitted; an alarm of another
+    kind opens its own incident unless the firing one explains it (a schema change explains
+    everything else, a drift explains out-of-range values, unseen categories explain a
+    frequency shift that only they make). The incident resolves when a full window after it
+    matches the reference again (shape and location p-values both at least ``resolve_alpha``; a
     ``cooldown`` then keeps the feature quiet) or when the drift has lasted ``readapt_after``
     events and the new distribution has been adopted as the reference.
 """
@@ -147,8 +150,9 @@ def make_alert(
     )
 
 
-class FeaturePolicy:
-    """Incident state of one feature: which alert is firing, cooldown, re-adoption.
+class _Incident:
+    """Incident state of one feature for one alert kind: which alert is firing, cooldown,
+    re-adoption.
 
     All fields are plain numbers and strings (serialized as a dict).
     """
@@ -178,7 +182,7 @@ class FeaturePolicy:
         return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
-    def from_state(cls, s: dict) -> FeaturePolicy:
+    def from_state(cls, s: dict) -> _Incident:
         p = cls()
         for name in cls.__slots__:
             setattr(p, name, s.get(name, KIND) if name == "kind" else s[name])
@@ -194,7 +198,8 @@ class FeaturePolicy:
         kind: str = KIND,
         name: Any = ...,
     ) -> list[tuple[int, Any]]:
-        """Apply the policy to one feature after one block; return ``(seq, alert)`` pairs.
+        """Apply the policy to one feature's signals of one kind after one block; return
+        ``(seq, alert)`` pairs.
 
         ``ctx`` holds ``model``, ``version``, ``settings``, ``seq0``, ``block`` (index),
         ``times`` (the block's event times) and optionally ``segment``. ``kind`` is the alert
@@ -258,6 +263,14 @@ class FeaturePolicy:
                     feature.restart_reference()
                     self.adopting = True
             return out
+        if settings.readapt_after == 0 and confirmed:
+            # change-point mode: each change is a report of its own, so a new change closes
+            # the last one's incident (resolved, reason ``next_change``) and opens its own
+            first = seq0 + min(s.index for s in confirmed)
+            out.append(self._resolve(feature, ctx, first, "next_change", None, name))
+            return out + self.step(
+                feature, confirmed, ctx=ctx, counters=counters, kind=kind, name=name
+            )
         counters["suppressed"] += len(confirmed)
         if self.adopting:
             if feature.live:
@@ -278,7 +291,12 @@ class FeaturePolicy:
         times = ctx["times"]
         what = f"'{feature.name}'" if name is not None else f"the model's {feature.name}"
         label = "Drift" if self.kind == KIND else self.kind.replace("_", " ").capitalize()
-        if reason == "new_reference":
+        if reason == "next_change":
+            msg = (
+                f"{label} alert on {what} resolved: a further change was detected "
+                "(change-point mode reports each change on its own)."
+            )
+        elif reason == "new_reference":
             msg = (
                 f"{label} alert on {what} resolved: the new distribution, which lasted "
                 f"{end_seq - self.fired_seq} events, was adopted as the reference."
@@ -328,3 +346,117 @@ class FeaturePolicy:
         self.active = None
         self.adopting = False
         return seq, alert
+
+
+class FeaturePolicy:
+    """The incidents of one feature (or the outputs, or the error stream): one per alert kind.
+
+    Why one per kind: a feature can break in several ways at once (new categories appear
+    *and* the old ones' frequencies move; a performance drop *and* a change of error rate),
+    and an incident of one kind must not hide the evidence of another from subscribers. So
+    each kind (``data_drift``, ``data_quality``, ``schema``, ...) opens, deduplicates and
+    resolves its own incident; within a kind, further alarms are counted, not emitted.
+    """
+
+    __slots__ = ("incidents",)
+
+    def __init__(self) -> None:
+        self.incidents: dict[str, _Incident] = {}  # kind -> its incident state
+
+    @property
+    def active(self) -> str | None:
+        """The alert id of the earliest firing incident (None when none is firing)."""
+        firing = [i for i in self.incidents.values() if i.active is not None]
+        return min(firing, key=lambda i: i.fired_seq).active if firing else None
+
+    @property
+    def adopting(self) -> bool:
+        return any(i.adopting for i in self.incidents.values())
+
+    def firing(self) -> dict[str, str]:
+        """Alert id of the firing incident per kind."""
+        return {k: i.active for k, i in self.incidents.items() if i.active is not None}
+
+    def to_state(self) -> dict:
+        return {"incidents": {k: i.to_state() for k, i in self.incidents.items()}}
+
+    @classmethod
+    def from_state(cls, s: dict) -> FeaturePolicy:
+        p = cls()
+        if "incidents" in s:
+            p.incidents = {k: _Incident.from_state(v) for k, v in s["incidents"].items()}
+        else:  # one incident per feature, as states before per-kind incidents wrote it
+            one = _Incident.from_state(s)
+            p.incidents = {one.kind: one}
+        return p
+
+    def step(
+        self,
+        feature: Any,
+        signals: list[Signal],
+        *,
+        ctx: dict[str, Any],
+        counters: dict[str, int],
+        kind: str = KIND,
+        name: Any = ...,
+    ) -> list[tuple[int, Any]]:
+        """Apply each kind's incident policy to its signals (see ``_Incident.step``).
+
+        Kinds are stepped in the order of their most specific signal (``_RANK``: schema,
+        then missing values and unseen categories, then drift, then out-of-range values), and
+        a signal explained by an incident already firing on the feature is dropped (counted
+        as suppressed, see :meth:`_explained`). Kinds with an open incident and no signal are
+        stepped too, so they can resolve.
+        """
+        groups: dict[str, list[Signal]] = {}
+        for s in signals:
+            groups.setdefault(s.extra.get("kind", kind), []).append(s)
+        for k, inc in self.incidents.items():
+            if inc.active is not None:
+                groups.setdefault(k, [])
+
+        def order(k: str) -> tuple:
+            ranks = [_RANK.get(s.detector, 2) for s in groups[k]]
+            return (min(ranks, default=9), k)
+
+        out: list[tuple[int, Any]] = []
+        for k in sorted(groups, key=order):
+            sigs = [s for s in groups[k] if not self._explained(s, k, ctx["seq0"] + s.index)]
+            counters["suppressed"] += len(groups[k]) - len(sigs)
+            inc = self.incidents.get(k)
+            if inc is None:
+                if not sigs:
+                    continue
+                inc = self.incidents[k] = _Incident()
+            out += inc.step(feature, sigs, ctx=ctx, counters=counters, kind=k, name=name)
+        out.sort(key=lambda pair: pair[0])
+        return out
+
+    def _explained(self, s: Signal, kind: str, seq: int) -> bool:
+        """Whether an incident of another kind, firing or in its cooldown at event ``seq``,
+        already explains signal ``s``.
+
+        - A schema incident (a type change, a vanished feature) explains everything else on
+          the feature: the values the other detectors see are a symptom of it.
+        - A drift incident explains out-of-range values (most location and scale shifts put
+          some values outside the reference range).
+        - An unseen-categories incident explains a frequency shift that only the new
+          categories make (the pooled cell grew): the shift must also show among the
+          reference's own categories (``p_known``, see ``_categorical``).
+        """
+        firing = {
+            k: i
+            for k, i in self.incidents.items()
+            if k != kind and (i.active is not None or seq < i.cooldown_until)
+        }
+        if not firing:
+            return False
+        if "schema" in firing:
+            return True
+        if s.detector == "out_of_range":
+            return any(k != "data_quality" for k in firing)
+        dq = firing.get("data_quality")
+        if s.detector == "frequency" and dq is not None and dq.detector == "unseen_categories":
+            p_known = s.statistics.get("p_known")
+            return not (p_known is not None and p_known < s.statistics["threshold_p"])
+        return False

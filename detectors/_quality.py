@@ -171,10 +171,22 @@ class QualityTable:
         self.ref_span[name] = [math.nan, math.nan]
         return i
 
-    def seed(self, name: str, counts: dict[str, int], seen: dict[str, int] | None) -> None:
-        """Use profile counts (a baseline) as the column's frozen reference."""
+    def seed(
+        self,
+        name: str,
+        counts: dict[str, int],
+        seen: dict[str, int] | None,
+        span: tuple[float, float] | None = None,
+    ) -> None:
+        """Use profile counts (a baseline, whose data span event times ``span``) as the
+        column's frozen reference."""
         i = self.index[name] if name in self.index else self.add(name, new=False)
         self.ref[i] = [int(counts.get(c, 0)) for c in CLASSES]
+        if span is not None and span[0] is not None:
+            self.ref_span[name] = [
+                float(span[0]),
+                float(span[1] if span[1] is not None else span[0]),
+            ]
         self._cache = None
         self.collect[i] = 0
         self.seen[name] = None if seen is None else dict(seen)

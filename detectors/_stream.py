@@ -36,6 +36,7 @@ from ._categorical import CategoricalFeature
 from ._config import StreamSettings
 from ._limits import cap_features, feature_limit_alert
 from ._numeric import NumericFeature, update_numeric
+from ._outcomes import UNITS as OUTCOME_UNITS
 from ._outcomes import LabelJoin, Outcomes
 from ._policy import FeaturePolicy
 from ._quality import CLASSES, MIN_WINDOW, UNITS, QualityTable, column_classes
@@ -191,7 +192,8 @@ class ModelStream:
         key = (name, kind)
         mask = self._masks.get(key)
         if mask is None:
-            chosen = self.settings.feature(name).detectors or _ALL
+            s = self.settings
+            chosen = s.feature(name).detectors or s.detectors or _ALL
             mask = self._masks[key] = tuple(d for d in _APPLIES[kind] if d in chosen)
         return mask
 
@@ -212,11 +214,11 @@ class ModelStream:
         units = sum(len(self._mask(n, f.kind)) for n, f in self.features.items())
         units += UNITS * (len(self.quality.names) + len(self.out_quality.names))
         units += sum(len(_OUT_MASK[f.kind]) for f in self.outputs.values())
-        # the error stream's two units count from the first prediction that labels can join,
+        # the error stream's units count from the first prediction that labels can join,
         # not from the first label: labels come from their own topic, and a share that
         # changed when the first one arrived would make the features' thresholds depend on
         # how a consumer interleaves the topics (a slice goes by its model-wide stream)
-        units += 2 if (self.parent or self).joins.counts["remembered"] else 0
+        units += OUTCOME_UNITS if (self.parent or self).joins.counts["remembered"] else 0
         return self.settings.false_alarms_per_million * self.share / 1e6 / max(units, 1)
 
     def _new_feature(self, name: str, kind: str) -> Any:
@@ -231,29 +233,31 @@ class ModelStream:
         s = self.settings
         self.frozen_schema = True
         self.quality.new_events = self.out_quality.new_events = int(profile["events"])
+        span = {"start": profile.get("start"), "end": profile.get("end")}
         for name, fp in sorted(profile["features"].items()):
             if name in s.ignore:
                 continue
             seen = fp.get("categories") if fp.get("categories_complete") else None
-            self.quality.seed(name, fp["counts"], seen)
+            self.quality.seed(name, fp["counts"], seen, (span["start"], span["end"]))
             self.policies[name] = FeaturePolicy()
-            f = feature_from_profile(
-                name, {**fp, "start": profile.get("start")}, s, s.feature(name).kind
-            )
+            f = feature_from_profile(name, {**fp, **span}, s, s.feature(name).kind)
             if f is not None:
                 self.features[name] = f
         for name in ("prediction", "latency_ms"):
             fp = profile.get(name)
             if not fp:
                 continue
-            f = feature_from_profile(name, {**fp, "start": profile.get("start")}, s, None)
+            f = feature_from_profile(name, {**fp, **span}, s, None)
             if f is None:
                 continue
             self.outputs[name] = f
             self.out_policies[name] = FeaturePolicy()
             if name == "prediction":
                 seen = fp.get("categories") if fp.get("categories_complete") else None
-                self.out_quality.seed(name, fp["counts"], seen)
+                self.out_quality.seed(name, fp["counts"], seen, (span["start"], span["end"]))
+        op = profile.get("outcomes")
+        if op:
+            self.outcomes.seed(op, s, (op.get("start") or 0.0, op.get("end") or 0.0))
 
     def _inherit(self, other: ModelStream) -> None:
         """A new version: the outputs of ``other`` (the stable version) as the reference."""
@@ -617,7 +621,7 @@ class ModelStream:
                 sigs = self._unexplained("error", "labels", sigs)
             ctx = self._context(seq0, times, block)
             for seq, alert in o.policy.step(
-                o.error, sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
+                o.view(), sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
             ):
                 out.append((seq, "error", alert))
         seg = entry[2]

@@ -50,6 +50,8 @@ class BaselineSummary:
         One entry per profile written.
     elapsed_seconds : float
         Wall time of the build.
+    outcomes : tuple of str
+        Per profile, what it learnt of labels (the reference of the error-rate detectors).
     """
 
     inputs: tuple[str, ...]
@@ -60,6 +62,7 @@ class BaselineSummary:
     first_invalid: tuple[BadLine, ...]
     profiles: tuple[tuple[str, str | None, int, int], ...]
     elapsed_seconds: float = 0.0
+    outcomes: tuple[str, ...] = ()
 
     def format(self) -> str:
         """The human summary printed on stderr at the end of ``driftline baseline build``."""
@@ -70,11 +73,26 @@ class BaselineSummary:
             f"  events: {format_counts(self.events_by_kind)}",
             f"  {format_invalid(self.invalid_lines, self.invalid_by_reason)}",
         ]
-        for model, version, n, features in self.profiles:
+        learnt = self.outcomes or ("",) * len(self.profiles)
+        for (model, version, n, features), labels in zip(self.profiles, learnt, strict=True):
             lines.append(
                 f"  {model} (version {version or 'any'}): {n:,} events, {features} features"
+                + (f"; {labels}" if labels else "")
             )
         return "\n".join(lines)
+
+
+def _outcomes_line(profile: dict) -> str:
+    """What a profile learnt of labels, for the summary."""
+    op = profile.get("outcomes")
+    if not op:
+        return "no labelled predictions (join labels by prediction_id, or a label field)"
+    m = op["metrics"]
+    if op["task"] == "regression":
+        how = f"MAE {m['mae']:.4g}, RMSE {m['rmse']:.4g}"
+    else:
+        how = f"accuracy {m['accuracy']:.2%}"
+    return f"{m['count']:,} labelled predictions ({op['task']}, {how})"
 
 
 def _output_name(out: str | os.PathLike[str] | BinaryIO) -> str:
@@ -170,4 +188,5 @@ def build_baseline_file(
             for p in baseline.profiles
         ),
         elapsed_seconds=elapsed,
+        outcomes=tuple(_outcomes_line(p) for p in baseline.profiles),
     )

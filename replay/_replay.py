@@ -9,6 +9,7 @@ depend on where the stream is cut, which a test checks for several batch sizes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import stat
@@ -24,6 +25,7 @@ from driftline.replay._badlines import BadLineLog
 from driftline.replay._decode import decode_batches
 from driftline.replay._inputs import STDIN, check_inputs, display_name, open_lines
 from driftline.replay._progress import Progress
+from driftline.replay._report import ReportBuilder
 from driftline.replay._summary import ReplaySummary
 from driftline.replay.exceptions import ReplayError
 
@@ -114,6 +116,7 @@ def replay_files(
     echo: Callable[[str], None] | None = None,
     stdin: BinaryIO | None = None,
     monitor: Any = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> ReplaySummary:
     """Run detection over JSON Lines (or Parquet) logs and write the alerts.
 
@@ -145,6 +148,9 @@ def replay_files(
     monitor : Monitor, optional
         The monitor to drive, e.g. one restored with ``load_model`` to continue from a
         worker's checkpoint; by default a new one from ``config`` and ``baseline``.
+    report : str or path, optional
+        Also write a self-contained HTML report of the run there (``_report``): statistics
+        against thresholds over event time, distributions, alerts, bad lines.
 
     Returns
     -------
@@ -179,6 +185,7 @@ def replay_files(
     alerts_by: Counter[tuple[str, str]] = Counter()
     n_alerts = 0
     process = monitor.process
+    builder = ReportBuilder(monitor) if report is not None else None
     start = time.perf_counter()
     try:
         with fewer_collections(), open_output(out) as sink:
@@ -189,6 +196,8 @@ def replay_files(
                     for events, _raws in decode_batches(lines, name, bad, batch_size):
                         types.update(map(type, events))
                         alerts = process(events)
+                        if builder is not None:
+                            builder.observe(events, alerts)
                         if alerts:
                             write(b"".join([a.to_json() + b"\n" for a in alerts]))
                             n_alerts += len(alerts)
@@ -201,7 +210,7 @@ def replay_files(
     alerts_by_kind: Counter[str] = Counter()
     for (kind, _feature), n in alerts_by.items():
         alerts_by_kind[kind] += n
-    return ReplaySummary(
+    summary = ReplaySummary(
         inputs=tuple(display_name(p) for p in paths),
         events_by_kind={t.kind: n for t, n in sorted(types.items(), key=lambda i: i[0].kind)},
         invalid_lines=bad.count,
@@ -212,3 +221,7 @@ def replay_files(
         labels={k: v for k, v in monitor.stats.items() if k.startswith("labels_")},
         elapsed_seconds=elapsed,
     )
+    if builder is not None and report is not None:
+        size = builder.write(report, summary)
+        summary = dataclasses.replace(summary, report_bytes=size, report_seconds=builder.seconds)
+    return summary

@@ -58,6 +58,10 @@ class ReplaySummary:
         ``labels_early``, ``labels_early_joined``, ``labels_waiting``: see ``Monitor.stats``).
     elapsed_seconds : float
         Wall time from the first read to the last write.
+    report_bytes, report_seconds : int, float
+        With ``report=``: the HTML report's size, and the time spent building it (sampling
+        during the run, the document and the file; part of ``elapsed_seconds`` only for the
+        sampling).
     """
 
     inputs: tuple[str, ...]
@@ -69,6 +73,8 @@ class ReplaySummary:
     alerts_by_feature: dict[tuple[str, str], int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
+    report_bytes: int = 0
+    report_seconds: float = 0.0
 
     @property
     def events(self) -> int:
@@ -100,6 +106,10 @@ class ReplaySummary:
         width = max((len(k) for k, _ in self.alerts_by_feature), default=0)
         for (kind, feature), n in sorted(self.alerts_by_feature.items()):
             lines.append(f"    {kind:<{width}}  {feature}: {n:,}")
+        if self.report_bytes:
+            lines.append(
+                f"  report: {self.report_bytes:,} bytes, built in {self.report_seconds:.2f} s"
+            )
         return "\n".join(lines)
 
 

@@ -44,8 +44,15 @@ def register(subparsers: Any) -> None:
         help="where alerts go (default: standard output); a file is replaced only on success",
     )
     p.add_argument("--config", metavar="TOML", help="detection settings (driftline.toml)")
+    _add_preset(p)
     p.add_argument("--baseline", metavar="PROFILE", help="reference profile (baseline build)")
     p.add_argument("--strict", action="store_true", help="stop with exit 1 at the first bad line")
+    p.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="also write a self-contained HTML report (statistics against thresholds over "
+        "event time, distributions, alerts, bad lines); opens with no network",
+    )
     p.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -114,6 +121,7 @@ def register(subparsers: Any) -> None:
     build.add_argument("inputs", nargs="+", metavar="INPUT", help="data file(s), or - for stdin")
     build.add_argument("-o", "--out", required=True, metavar="PROFILE.json")
     build.add_argument("--config", metavar="TOML", help="detection settings (driftline.toml)")
+    _add_preset(build)
     build.add_argument("--strict", action="store_true", help="stop at the first bad line")
     build.add_argument("--show-bad", type=int, default=10, metavar="N")
     build.add_argument("-q", "--quiet", action="store_true")
@@ -144,11 +152,25 @@ def _fail(message: str, status: int = 2) -> int:
     return status
 
 
-def _load_detection(config: str | None, baseline: str | None) -> tuple[Any, Any]:
-    """Load ``--config`` and ``--baseline``; raises ValueError/OSError with a clear message."""
-    from driftline.detectors import DetectionConfig, load_config
+def _add_preset(p: argparse.ArgumentParser) -> None:
+    # names checked by load_config (importing the detectors here would slow every command)
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=None,
+        help="start from a named detection preset (changepoint: short univariate series, "
+        "a report at each change of level); --config options override it",
+    )
 
-    cfg = load_config(config) if config else DetectionConfig()
+
+def _load_detection(
+    config: str | None, baseline: str | None, preset: str | None = None
+) -> tuple[Any, Any]:
+    """Load ``--config`` (from ``--preset``) and ``--baseline``; raises ValueError/OSError
+    with a clear message."""
+    from driftline.detectors import load_config
+
+    cfg = load_config(config or None, preset)
     profile = None
     if baseline:
         from driftline.replay._baseline import load_baseline
@@ -167,9 +189,16 @@ def _run_replay(args: argparse.Namespace) -> int:
         # most of a second) are even imported.
         check_inputs(args.inputs)
         if args.publish:
+            if args.report:
+                return _fail("--report describes a detection run; it does not apply to --publish")
             return _run_publish(args, progress)
+        if args.report:
+            folder = os.path.dirname(os.path.abspath(args.report))
+            if not os.access(folder, os.W_OK | os.X_OK):
+                # before the run, not after it: a long replay should not end in this error
+                return _fail(f"{args.report}: cannot write the report there ({folder})")
         try:
-            cfg, profile = _load_detection(args.config, args.baseline)
+            cfg, profile = _load_detection(args.config, args.baseline, args.preset)
         except (OSError, ValueError) as exc:
             return _fail(_describe(exc))
         from driftline.replay._replay import DEFAULT_BATCH_SIZE, replay_files
@@ -183,6 +212,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
             progress=progress,
             show_bad=args.show_bad,
+            report=args.report,
         )
     except ReplayError as exc:
         return _fail(str(exc), exc.exit_status)
@@ -194,6 +224,8 @@ def _run_replay(args: argparse.Namespace) -> int:
         return 1
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
+        if args.report:
+            print(f"report: {args.report}", file=sys.stderr)
     return 0
 
 
@@ -241,7 +273,7 @@ def _run_baseline_build(args: argparse.Namespace) -> int:
     try:
         check_inputs(args.inputs)
         try:
-            cfg, _ = _load_detection(args.config, None)
+            cfg, _ = _load_detection(args.config, None, args.preset)
         except (OSError, ValueError) as exc:
             return _fail(_describe(exc))
         from driftline.replay._baseline import build_baseline_file

@@ -12,6 +12,7 @@ from ._alert import ALERT_SEVERITIES, ALERT_STATUSES, Alert
 from ._errors import ContractError
 from ._events import EVENT_KINDS, Event, FeatureEvent, LabelEvent, PredictionEvent, Scalar
 from ._jsonschema import SCHEMA_NAMES, json_schema
+from ._page import page_html
 from ._parse import decode_event, parse_event
 from ._timestamp import format_timestamp, parse_timestamp
 
@@ -30,6 +31,7 @@ __all__ = [
     "decode_event",
     "format_timestamp",
     "json_schema",
+    "page_html",
     "parse_event",
     "parse_timestamp",
 ]

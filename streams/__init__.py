@@ -3,7 +3,9 @@
 Public surface: the settings every Kafka client of driftline shares (:class:`KafkaSettings`,
 :class:`TopicLayout`, :class:`WorkerSettings`), :func:`build_worker` to assemble a worker,
 :func:`ensure_topics` to create topics with the right partition counts, and the alert
-subscriber helpers (:func:`iter_alerts`, :class:`AlertDeduplicator`, :func:`format_alert`).
+subscriber helpers (:func:`iter_alerts`, :class:`AlertDeduplicator`, :func:`format_alert`),
+and the delivery of alerts to Alertmanager and webhooks (:class:`Forwarder`,
+:class:`ForwardSettings`).
 Faust is imported only by the modules that need it, lazily.
 """
 
@@ -15,6 +17,8 @@ from driftline.streams._settings import KafkaSettings, TopicLayout, WorkerSettin
 
 __all__ = [
     "AlertDeduplicator",
+    "ForwardSettings",
+    "Forwarder",
     "KafkaSettings",
     "TopicLayout",
     "Worker",
@@ -32,6 +36,8 @@ _LAZY = {
     "ensure_topics": "driftline.streams._topics",
     "ensure_topics_sync": "driftline.streams._topics",
     "AlertDeduplicator": "driftline.streams._tail",
+    "Forwarder": "driftline.streams._forward",
+    "ForwardSettings": "driftline.streams._forward",
     "format_alert": "driftline.streams._tail",
     "iter_alerts": "driftline.streams._tail",
 }

@@ -143,9 +143,9 @@ def build_monitor(settings: WorkerSettings) -> Any:
     detection. Raises ``ValueError`` (the detectors' ``ConfigError``) for an invalid file and
     ``OSError`` or replay's ``InputError`` for an unreadable one; the messages name the file.
     """
-    from driftline.detectors import DetectionConfig, Monitor, load_config
+    from driftline.detectors import Monitor, load_config
 
-    config = load_config(settings.config_path) if settings.config_path else DetectionConfig()
+    config = load_config(settings.config_path or None, settings.preset)
     baseline = None
     if settings.baseline_path:
         from driftline.replay import load_baseline
@@ -316,9 +316,13 @@ def build_worker(
     )
     worker = Worker(app, processor, metrics, kafka, settings)
     if web_enabled:
-        from driftline.streams._web import add_views
+        from driftline.streams._livepage import LivePage
+
+        processor.page = LivePage(monitor, worker=f"{settings.web_host}:{settings.web_port}")
+        from driftline.streams._web import add_page_views, add_views
 
         add_views(worker)
+        add_page_views(worker)
     return worker
 
 

@@ -6,7 +6,9 @@ time range on, ``fraud``'s ``distance_km`` and ``channel`` drift) paced by its e
 and prints alerts as they arrive on the alerts topic. It knows which alerts to expect because
 it asks ``driftline.replay`` first, and exits 0 once every expected subject (model, feature,
 kind) has alerted, or 1 with the worker's log tail after the timeout. Everything it started
-is stopped on the way out, also on Ctrl-C.
+is stopped on the way out, also on Ctrl-C. It prints the worker's live page
+(``http://127.0.0.1:PORT/``); with ``keep`` it publishes the rest of the log and leaves the
+broker and the worker running until Ctrl-C, so a person can browse the page.
 """
 
 from __future__ import annotations
@@ -75,8 +77,11 @@ def _ready(port: int) -> bool:
         return False
 
 
-def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
-    """Run the demo; returns the exit status (0 when the expected alerts arrived)."""
+def run_demo(timeout: float = 110.0, as_json: bool = False, keep: bool = False) -> int:
+    """Run the demo; returns the exit status (0 when the expected alerts arrived).
+
+    With ``keep``, once the alerts arrived, everything stays up until Ctrl-C (exit 0 then).
+    """
     from driftline.replay import sample_path
     from driftline.streams._settings import KafkaSettings, WorkerSettings
     from driftline.streams._tail import format_alert, iter_alerts
@@ -137,6 +142,7 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
                         raise TimeoutError("the worker did not become ready")
                     time.sleep(0.2)
                 _say(f"worker      ready after {time.monotonic() - began:.1f} s")
+                _say(f"page        http://127.0.0.1:{port}/  (live: open it in a browser)")
                 differs: set[tuple] = set()
                 ok = asyncio.run(
                     _publish_and_watch(
@@ -150,6 +156,7 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
                         iter_alerts,
                         format_alert,
                         differs,
+                        keep,
                     )
                 )
                 if differs:
@@ -172,6 +179,8 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
                     f"\ndone in {time.monotonic() - began:.1f} s: every expected alert arrived "
                     "(see `driftline replay` for the same alerts from the log)."
                 )
+                if keep:
+                    _keep(worker, port)
                 return 0
             finally:
                 _stop(worker)  # before the broker: a worker leaving its group needs it
@@ -192,7 +201,17 @@ def run_demo(timeout: float = 110.0, as_json: bool = False) -> int:
 
 
 async def _publish_and_watch(
-    kafka, settings, sample, expected, began, timeout, as_json, iter_alerts, format_alert, differs
+    kafka,
+    settings,
+    sample,
+    expected,
+    began,
+    timeout,
+    as_json,
+    iter_alerts,
+    format_alert,
+    differs,
+    keep=False,
 ) -> bool:
     seen: set[tuple] = set()
     subscribed = asyncio.Event()
@@ -234,10 +253,34 @@ async def _publish_and_watch(
         watcher.cancel()
         with contextlib.suppress(BaseException):
             await watcher
+        if keep and publisher.returncode is None:  # the page shows the whole log
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(publisher.wait(), 60)
         if publisher.returncode is None:
             publisher.terminate()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(publisher.wait(), 10)
+
+
+def _keep(worker: subprocess.Popen, port: int) -> None:
+    """Leave the stack running until Ctrl-C or SIGTERM (or until the worker exits)."""
+    _say(
+        f"keeping     the broker and the worker up: browse http://127.0.0.1:{port}/ "
+        "(Ctrl-C stops everything)"
+    )
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly as on Ctrl-C
+    try:
+        while worker.poll() is None:
+            time.sleep(0.5)
+        _say(f"the worker exited with status {worker.returncode}")
+    except KeyboardInterrupt:
+        _say("\nstopping the worker and the broker")
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _stop(worker: subprocess.Popen) -> None:

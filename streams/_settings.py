@@ -209,6 +209,9 @@ class WorkerSettings:
         Topic names and shard count.
     config_path
         Detection configuration (``driftline.toml``); ``None`` uses the defaults.
+    preset
+        A named detection preset (``driftline.detectors.PRESETS``) the configuration starts
+        from; ``None``: the defaults.
     baseline_path
         Reference profile written by ``driftline baseline build``; the models it covers are
         judged against their training data from the first event instead of after a warm-up
@@ -267,6 +270,7 @@ class WorkerSettings:
     app_id: str = "driftline"
     topics: TopicLayout = field(default_factory=TopicLayout)
     config_path: str | None = None
+    preset: str | None = None
     baseline_path: str | None = None
     store: str = "rocksdb"
     data_dir: str = "./driftline-data"

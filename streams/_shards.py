@@ -302,7 +302,11 @@ class ShardProcessor:
         self._pending: list[Awaitable] = []
         self.last_alert: dict[str, dict] = {}
         self.processed = 0
-        self.windows = WindowBook(window_seconds, window_count, monitor.labels_joined)
+        # outcome metrics per window where the monitor keeps them (test doubles may not)
+        outcomes = getattr(monitor, "outcome_totals", None)
+        self.windows = WindowBook(window_seconds, window_count, monitor.labels_joined, outcomes)
+        #: The live page's book (``_livepage.LivePage``), fed after each batch; None: no page.
+        self.page: Any = None
         self._kind_of_topic = {topic: kind for kind, topic in sources.items()}
         # the shard whose batch is being handled, and the dead letters it sent so far
         self._here: tuple[int, _Shard, list[tuple]] | None = None
@@ -455,6 +459,8 @@ class ShardProcessor:
                 self._metrics.alerts.labels(alert.kind, alert.model).inc()
                 self.last_alert[alert.model] = alert.to_dict()
             self.windows.count(events, alerts, labelled)
+            if self.page is not None:
+                self.page.observe(events, alerts)
             for ev in events:
                 book.dirty.add(ev.model)
             book.events_since += len(events)

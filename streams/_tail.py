@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 from driftline.streams._settings import KafkaSettings
 
-__all__ = ["AlertDeduplicator", "format_alert", "iter_alerts", "tail_alerts"]
+__all__ = [
+    "AlertDeduplicator",
+    "decode_alert",
+    "format_alert",
+    "iter_alerts",
+    "tail_alerts",
+    "topic_partitions",
+]
 
 
 class AlertDeduplicator:
@@ -59,6 +66,35 @@ def format_alert(alert: dict[str, Any]) -> str:
     return f"{head}\n    {alert.get('message', '')}  {tail}"
 
 
+def decode_alert(record: Any) -> dict[str, Any] | None:
+    """The alert of a Kafka record, or ``None`` (with a note on standard error) if the
+    record is not a JSON object with an ``alert_id``."""
+    try:
+        alert = orjson.loads(record.value)
+        if isinstance(alert, dict) and isinstance(alert.get("alert_id"), str):
+            return alert
+    except (orjson.JSONDecodeError, TypeError):
+        pass
+    print(f"skipping an undecodable alert at offset {record.offset}", file=sys.stderr)
+    return None
+
+
+async def topic_partitions(consumer: Any, topic: str) -> list[Any]:
+    """Every partition of ``topic`` (waits up to 10 s for metadata); ``ValueError`` if none."""
+    from aiokafka import TopicPartition
+
+    partitions = None
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            break
+        await consumer.force_metadata_update()
+        await asyncio.sleep(0.2)
+    if not partitions:
+        raise ValueError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 async def iter_alerts(
     kafka: KafkaSettings,
     topic: str,
@@ -74,7 +110,7 @@ async def iter_alerts(
     subscribers or leave committed offsets behind. Undecodable records are skipped with a
     note on standard error.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     dedup = dedup or AlertDeduplicator()
     consumer = AIOKafkaConsumer(**kafka.aiokafka_kwargs(), enable_auto_commit=False, group_id=None)
@@ -84,16 +120,7 @@ async def iter_alerts(
         await consumer.stop()
         raise
     try:
-        partitions = None
-        for _ in range(50):
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                break
-            await consumer.force_metadata_update()
-            await asyncio.sleep(0.2)
-        if not partitions:
-            raise ValueError(f"topic {topic!r} does not exist")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
@@ -114,16 +141,8 @@ async def iter_alerts(
             idle = 0.0
             for records in batch.values():
                 for record in records:
-                    try:
-                        alert = orjson.loads(record.value)
-                        alert_id = alert["alert_id"]
-                    except (orjson.JSONDecodeError, TypeError, KeyError):
-                        print(
-                            f"skipping an undecodable alert at offset {record.offset}",
-                            file=sys.stderr,
-                        )
-                        continue
-                    if dedup.first_time(alert_id):
+                    alert = decode_alert(record)
+                    if alert is not None and dedup.first_time(alert["alert_id"]):
                         yield alert
     finally:
         await consumer.stop()

@@ -14,6 +14,10 @@ windows it belongs to), each holding:
 - ``labels_joined``: labels that found their prediction (read from the monitor's cumulative
   join counter after each batch with labels, counted in the window of the batch's newest
   label of the model: a batch spans far less event time than a window);
+- ``outcomes``: the labelled predictions judged in the window and what they measure
+  (``accuracy`` for classifiers, ``mae`` and ``rmse`` for regression), read like
+  ``labels_joined`` from the monitor's cumulative totals (an outcome counts once its block
+  of ``outcome_block`` labels is processed, in the window of that batch's newest label);
 - ``alerts``: alerts by kind and status (``{"data_drift": {"firing": 1}}``), in the window of
   the alert's ``event_time``;
 - ``late``: events whose window is older than the oldest window kept, counted in the newest
@@ -90,7 +94,7 @@ def shard_windows_key(shard: int) -> bytes:
 class _Window:
     """Counts of one window of one model."""
 
-    __slots__ = ("alerts", "events", "invalid", "joined", "late")
+    __slots__ = ("alerts", "events", "invalid", "joined", "late", "outcomes", "task")
 
     def __init__(self) -> None:
         self.events: dict[str, int] = {}
@@ -98,6 +102,8 @@ class _Window:
         self.invalid = 0
         self.joined = 0
         self.late = 0
+        self.outcomes = [0, 0.0, 0.0]  # judged, summed loss, summed squared error
+        self.task: str | None = None
 
     def to_doc(self) -> dict:
         return {
@@ -105,6 +111,7 @@ class _Window:
             "invalid": self.invalid,
             "late": self.late,
             "labels_joined": self.joined,
+            "outcomes": _outcome_doc(self.task, *self.outcomes),
             "alerts": self.alerts,
         }
 
@@ -119,7 +126,21 @@ class _Window:
         w.invalid = int(doc["invalid"])
         w.late = int(doc["late"])
         w.joined = int(doc["labels_joined"])
+        o = doc.get("outcomes") or {}  # absent in headers written before outcome metrics
+        w.outcomes = [int(o.get("count", 0)), float(o.get("loss", 0.0)), float(o.get("sq", 0.0))]
+        w.task = o.get("task")
         return w
+
+
+def _outcome_doc(task: str | None, n: int, loss: float, sq: float) -> dict:
+    """A window's outcomes: the sums (to restore them) and the metrics they give."""
+    doc: dict[str, Any] = {"count": n, "task": task, "loss": loss, "sq": sq}
+    if n:
+        if task == "regression":
+            doc["mae"], doc["rmse"] = loss / n, math.sqrt(sq / n)
+        elif task is not None:
+            doc["accuracy"] = 1.0 - loss / n
+    return doc
 
 
 class ModelWindows:
@@ -215,9 +236,18 @@ class WindowBook:
     joined
         ``model -> labels joined so far`` (cumulative, from the monitor); called only for
         batches that contain labels of that model.
+    outcomes
+        ``model -> (task, judged, summed loss, summed squared error)`` so far (cumulative,
+        from the monitor's ``outcome_totals``), read like ``joined``; None: not kept.
     """
 
-    def __init__(self, seconds: float, keep: int, joined: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        keep: int,
+        joined: Callable[[str], int],
+        outcomes: Callable[[str], tuple] | None = None,
+    ) -> None:
         if not (seconds > 0 and math.isfinite(seconds)) or keep < 1:
             raise ValueError("windows: seconds > 0 and keep >= 1")
         self.seconds = float(seconds)
@@ -227,6 +257,8 @@ class WindowBook:
         self.shards: dict[int, ModelWindows] = {}
         self.shard_dirty: set[int] = set()
         self._joined: dict[str, int] = {}  # last cumulative join count read, per model
+        self._outcomes_of = outcomes
+        self._judged: dict[str, tuple] = {}  # last cumulative outcome totals read, per model
 
     # -- the hot path: once per batch ------------------------------------------------------
 
@@ -251,6 +283,8 @@ class WindowBook:
         for model in newest:
             if model not in self._joined:
                 self._joined[model] = self._joined_of(model)
+            if self._outcomes_of is not None and model not in self._judged:
+                self._judged[model] = self._outcomes_of(model)
         return newest
 
     def count(
@@ -303,6 +337,19 @@ class WindowBook:
                     if w is None:
                         w = self._model(model).latest()
                     w.joined += now - before  # type: ignore[union-attr]
+                if self._outcomes_of is not None:
+                    self._count_outcomes(model, t)
+
+    def _count_outcomes(self, model: str, t: float) -> None:
+        """The outcomes a batch of ``model``'s labels completed, in the window of time ``t``."""
+        _, n0, l0, s0 = self._judged.get(model, (None, 0, 0.0, 0.0))
+        task, n, loss, sq = self._judged[model] = self._outcomes_of(model)  # type: ignore[misc]
+        if n > n0:
+            w = self._model(model).window(int(t // self.seconds)) or self._model(model).latest()
+            w.outcomes[0] += n - n0  # type: ignore[union-attr]
+            w.outcomes[1] += loss - l0  # type: ignore[union-attr]
+            w.outcomes[2] += sq - s0  # type: ignore[union-attr]
+            w.task = task  # type: ignore[union-attr]
 
     def has_time(self, model: str) -> bool:
         """Whether ``model`` has a window (an event time) to count a dead letter in."""
@@ -345,6 +392,7 @@ class WindowBook:
         """Forget a model's windows (revoked, or about to be restored)."""
         self.models.pop(model, None)
         self._joined.pop(model, None)
+        self._judged.pop(model, None)
 
     def drop_shard(self, shard: int) -> None:
         self.shards.pop(shard, None)
@@ -377,6 +425,7 @@ class WindowBook:
     def load(self, model: str, doc: Any) -> None:
         """Restore a model's windows from :meth:`dump`'s document (``None``: none yet)."""
         self._joined.pop(model, None)  # the monitor's counters were just restored too
+        self._judged.pop(model, None)
         self.models[model] = self._decode(doc, f"model {model!r}")
 
     def load_shard(self, shard: int, stored: bytes | None) -> None:

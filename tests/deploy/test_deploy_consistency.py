@@ -5,11 +5,17 @@ Static checks read the real CLI (``build_parser()``) and the real package source
 command line in deploy/ parses, with flags the subcommand really has; ports, paths, topic
 names and shard counts agree across the image, compose, Kubernetes, KEDA and Prometheus.
 
-The integration tests run a real worker, with the arguments the compose file gives it,
-against the embedded broker, run the compose producer's command (the bundled sample log,
-which drifts) plus one bad message, and check that every path deploy/ probes answers, that
-every metric the Grafana dashboard and the alerting rules query is one the worker exports on
-``/metrics``, and that the labels they group and filter by are on those metrics.
+The integration tests run a real worker and a real ``alerts forward``, with the arguments
+the compose file gives them, against the embedded broker, a real Alertmanager with deploy/'s
+routes, and a real Prometheus with deploy/'s configuration and rules scraping both. They run
+the compose producer's command (the bundled sample log, which drifts) plus one bad message,
+and check that every path deploy/ probes answers, that Prometheus accepts every query of the
+Grafana dashboard and the alerting rules and each of their selectors matches series scraped
+from the worker or the forwarder, that the labels they group by are on those series, that a
+rule goes pending and firing when its condition is made true (a worker down) and reaches
+Alertmanager, that the sample's drift ends in Alertmanager as exactly the incidents a replay
+leaves open, routed where ``amtool`` says, and that ``promtool check metrics`` accepts both
+expositions. Queries are parsed with Prometheus' grammar (``promql-parser``).
 """
 
 from __future__ import annotations
@@ -36,8 +42,6 @@ from typing import Any
 import pytest
 
 ENV_NAME = re.compile(r"\bDRIFTLINE_[A-Z0-9_]+\b")
-# Prometheus' own series, not exported by the worker.
-PROMETHEUS_SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 PACKAGES = ("driftline.schemas", "driftline.detectors", "driftline.streams", "driftline.replay")
 _SOURCES = ("predictions", "features", "labels")
 
@@ -147,6 +151,9 @@ def _command_lines(compose, k8s_object, deploy_dir: Path) -> dict[str, list[str]
     lines = {f"compose:{n}": s["command"] for n, s in _driftline_services(compose).items()}
     (container,) = k8s_object("StatefulSet", "driftline")["spec"]["template"]["spec"]["containers"]
     lines["k8s:statefulset"] = container["args"]
+    forward = k8s_object("Deployment", "driftline-alerts-forward")
+    (container,) = forward["spec"]["template"]["spec"]["containers"]
+    lines["k8s:alerts-forward"] = container["args"]
     docker = _dockerfile(deploy_dir)
     assert json.loads(docker["ENTRYPOINT"]) == ["driftline"]
     lines["Dockerfile:CMD"] = json.loads(docker["CMD"])
@@ -249,6 +256,40 @@ def test_web_port_is_the_same_everywhere(
     annotations = k8s_object("Service", "driftline-metrics")["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) == k8s_port
     policy = k8s_object("NetworkPolicy", "driftline")
+    assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {k8s_port}
+
+
+def test_alerts_forward_is_wired_the_same_everywhere(
+    cli_parser, compose, k8s_object, deploy_dir, yaml_documents
+):
+    """The forwarder's web port, probes, scrape target and Alertmanager URL agree."""
+    service = compose["services"]["alerts-forward"]
+    assert service["command"][:2] == ["alerts", "forward"]
+    port = int(_flag(service["command"], "--web-port"))
+    assert port == _subparser(cli_parser, ["alerts", "forward"]).get_default("web_port")
+    assert f"127.0.0.1:{port}/health" in " ".join(service["healthcheck"]["test"])
+    am = _flag(service["command"], "--alertmanager")
+    host, am_port = am.removeprefix("http://").split(":")
+    assert compose["services"][host]["ports"][0].endswith(f":{am_port}")
+
+    (prometheus,) = yaml_documents(deploy_dir / "prometheus" / "prometheus.yml")
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "driftline-forward"]
+    assert job["static_configs"][0]["targets"] == [f"alerts-forward:{port}"]
+
+    deployment = k8s_object("Deployment", "driftline-alerts-forward")
+    assert deployment["spec"]["replicas"] == 1, "one reader per consumer group"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    k8s_port = int(_flag(container["args"], "--web-port"))
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named["web"] == k8s_port
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert named[container[probe]["httpGet"]["port"]] == k8s_port
+    metrics = k8s_object("Service", "driftline-alerts-forward-metrics")
+    assert int(metrics["metadata"]["annotations"]["prometheus.io/port"]) == k8s_port
+    assert metrics["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    policy = k8s_object("NetworkPolicy", "driftline-alerts-forward")
     assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {k8s_port}
 
 
@@ -383,6 +424,26 @@ class _Worker:
         self.base_url, self.topics, self.process, self.log = base_url, topics, process, log
 
 
+def _run_compose_command(
+    argv: list[str], replacements: dict[str, str], extra: list[str], bootstrap: str, log: Path
+) -> subprocess.Popen:
+    """Start ``driftline`` with a compose service's command, the ``--flag=value`` arguments
+    named in ``replacements`` replaced, ``extra`` appended, against the test broker."""
+    run_argv = []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        run_argv.append(f"{name}={replacements[name]}" if name in replacements else arg)
+    env = dict(os.environ, DRIFTLINE_BROKER=bootstrap)
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "driftline.streams.cli", *run_argv, *extra],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture(scope="module")
 def deployed_worker(kafka_broker, compose, tmp_path_factory) -> Iterator[_Worker]:
     """A real ``driftline worker`` run with compose's worker arguments.
@@ -413,22 +474,10 @@ def deployed_worker(kafka_broker, compose, tmp_path_factory) -> Iterator[_Worker
         "--web-port": str(port),
         "--config": str(deploy_dir / Path(config_in_container).name),
     }
-    run_argv = []
-    for arg in argv:
-        name = arg.split("=", 1)[0]
-        run_argv.append(f"{name}={replacements[name]}" if name in replacements else arg)
-    run_argv += [f"--topic-{kind}={name}" for kind, name in topics.items()]
-    run_argv += ["--session-timeout=6", "--heartbeat-interval=0.5"]
+    extra = [f"--topic-{kind}={name}" for kind, name in topics.items()]
+    extra += ["--session-timeout=6", "--heartbeat-interval=0.5"]
     log = data_dir / "worker.log"
-    env = dict(os.environ, DRIFTLINE_BROKER=kafka_broker.bootstrap_servers)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "driftline.streams.cli", *run_argv],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _run_compose_command(argv, replacements, extra, kafka_broker.bootstrap_servers, log)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for(base + "/ready", process, log, timeout=120)
@@ -461,31 +510,77 @@ def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     asyncio.run(send())
 
 
-def _families(text: str) -> dict[str, Any]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return {family.name: family for family in text_string_to_metric_families(text)}
-
-
-def _exported_names(families: dict[str, Any]) -> set[str]:
-    """Every series name a query can use, from the families on /metrics (samples or not)."""
-    suffixes = {
-        "counter": ("_total", "_created"),
-        "histogram": ("_bucket", "_count", "_sum", "_created"),
-        "summary": ("", "_count", "_sum", "_created"),
-        "gauge": ("",),
-        "info": ("_info",),
-    }
-    names = set()
-    for name, family in families.items():
-        names.update(name + s for s in suffixes.get(family.type, ("",)))
-        names.update(sample.name for sample in family.samples)
-    return names
+@pytest.fixture(scope="module")
+def deployed_alertmanager(alertmanager):
+    """A real Alertmanager with deploy/alertmanager/alertmanager.yml."""
+    return alertmanager()
 
 
 @pytest.fixture(scope="module")
-def scraped(deployed_worker, kafka_broker, compose) -> dict[str, Any]:
-    """/metrics after the compose producer's command has run, plus one bad message.
+def deployed_forwarder(deployed_worker, deployed_alertmanager, kafka_broker, compose):
+    """A real ``driftline alerts forward`` run with compose's arguments, on the worker's
+    alerts topic; as for the worker, only addresses and names are replaced."""
+    argv = list(compose["services"]["alerts-forward"]["command"])
+    port = _free_port()
+    replacements = {
+        "--alertmanager": deployed_alertmanager.url,
+        "--web-host": "127.0.0.1",
+        "--web-port": str(port),
+        "--group": f"t-deploy-forward-{uuid.uuid4().hex[:8]}",
+    }
+    extra = [f"--topic={deployed_worker.topics['alerts']}"]
+    log = deployed_worker.log.with_name("forward.log")
+    process = _run_compose_command(argv, replacements, extra, kafka_broker.bootstrap_servers, log)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/ready", process, log, timeout=60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    deployed_worker,
+    deployed_forwarder,
+    deployed_alertmanager,
+    deploy_dir,
+    yaml_documents,
+    start_prometheus,
+):
+    """A real Prometheus run with deploy/'s configuration and alerting rules.
+
+    What must differ on a test machine is replaced: the targets (the live worker and
+    forwarder, and a second "worker" on a port where nothing listens: a worker that is down),
+    the intervals (1 s), the Alertmanager (a real one, with deploy/'s configuration), and
+    every rule's ``for`` (2 s, so that a rule goes pending and then firing within the test).
+    The rules' expressions, labels and annotations are deploy/'s.
+    """
+    (config,) = yaml_documents(deploy_dir / "prometheus" / "prometheus.yml")
+    (rules,) = yaml_documents(deploy_dir / "prometheus" / "alerts.yml")
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["for"] = "2s"
+    am = deployed_alertmanager
+    live = deployed_worker.base_url.removeprefix("http://")
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = ["alerts.yml"]
+    config["alerting"]["alertmanagers"][0]["static_configs"] = [
+        {"targets": [am.url.removeprefix("http://")]}
+    ]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    jobs["driftline"]["static_configs"] = [{"targets": [live, f"127.0.0.1:{_free_port()}"]}]
+    jobs["driftline-forward"]["static_configs"] = [{"targets": [deployed_forwarder]}]
+    server = start_prometheus(config, {"alerts.yml": rules})
+    server.alertmanager = am
+    server.live_instance = live
+    return server
+
+
+@pytest.fixture(scope="module")
+def scraped(prometheus, deployed_worker, kafka_broker, compose) -> Any:
+    """Prometheus, once it has scraped the worker after the compose producer's command ran,
+    plus one bad message.
 
     The producer service's own command line (``replay --publish`` of the bundled sample, whose
     second part drifts) is run against the worker's topics, so the worker must publish alerts:
@@ -508,24 +603,17 @@ def scraped(deployed_worker, kafka_broker, compose) -> dict[str, Any]:
     )
     assert published.returncode == 0, published.stderr
     _produce(kafka_broker.bootstrap_servers, deployed_worker.topics["predictions"], [b"{oops"])
-    deadline = time.monotonic() + 120
-    while True:
-        status, body = _get(deployed_worker.base_url + "/metrics")
-        assert status == 200
-        families = _families(body.decode())
-        totals = {
-            name: sum(s.value for s in families[name].samples if s.name.endswith("_total"))
-            for name in ("driftline_events", "driftline_invalid_messages", "driftline_alerts")
-            if name in families
-        }
-        if totals.get("driftline_invalid_messages", 0) >= 1 and totals.get("driftline_alerts"):
-            return families
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"no alert and no invalid message counted in 120 s: {totals}\n"
-                f"{published.stderr}\n{deployed_worker.log.read_text()[-3000:]}"
-            )
-        time.sleep(0.5)
+    # Two scrapes after the bad message (rates need two samples; Prometheus' discovery
+    # hands the targets to the scraper only about 5 s after its start).
+    prometheus.wait(
+        lambda: prometheus.query(
+            "min(count_over_time(driftline_invalid_messages_total[1m])) >= 2"
+            " and on() sum(driftline_alerts_total) > 0"
+        ),
+        120,
+        f"an alert and an invalid message counted\n{deployed_worker.log.read_text()[-3000:]}",
+    )
+    return prometheus
 
 
 def _queries(deploy_dir: Path, yaml_documents) -> dict[str, str]:
@@ -558,67 +646,133 @@ def test_worker_serves_every_probed_path(
 
 
 @pytest.mark.integration
-def test_every_queried_metric_is_exported_by_a_worker(
-    scraped, deploy_dir, yaml_documents, promql_names
-):
-    exported = _exported_names(scraped)
-    assert "driftline_events_total" in exported
-    missing = {}
+def test_every_queried_metric_is_exported_by_a_worker(scraped, deploy_dir, yaml_documents, promql):
+    """Prometheus evaluates every dashboard and rule query, and every selector in them
+    matches series it scraped from the worker (the label matchers included)."""
+    missing: dict[str, list[str]] = {}
+    selectors = 0
     for expr, where in _queries(deploy_dir, yaml_documents).items():
-        names = promql_names(expr) - PROMETHEUS_SYNTHETIC
-        assert names or "up{" in expr, f"{where}: no metric found in {expr!r}"
-        for name in names - exported:
-            missing.setdefault(name, []).append(where)
-    assert not missing, (
-        f"metrics queried but not exported by the worker: {missing}; "
-        f"the worker exports {sorted(n for n in exported if not n.endswith('_created'))}"
-    )
+        query = promql(expr)
+        scraped.query(query.text)  # a query Prometheus rejects fails here
+        assert query.selectors, f"{where}: no selector in {expr!r}"
+        for selector in query.selectors:
+            selectors += 1
+            if not scraped.api("series", **{"match[]": selector}):
+                missing.setdefault(selector, []).append(where)
+    assert selectors > 15, "the queries name almost no series"
+    exported = sorted(scraped.api("label/__name__/values"))
+    assert not missing, f"selectors that match nothing the worker exports: {missing}; {exported}"
 
 
 @pytest.mark.integration
-def test_queried_labels_exist_on_the_queried_metrics(
-    scraped, deploy_dir, yaml_documents, promql_names
-):
+def test_queried_labels_exist_on_the_queried_metrics(scraped, deploy_dir, yaml_documents, promql):
     """``sum by (model)`` on a metric without a ``model`` label silently shows one flat line.
 
-    Checked for the labels of grouping clauses (``by``/``on``), of selectors
-    (``metric{label=...}``) and of Grafana's ``label_values(metric, label)``, on every metric
-    that has samples after the events above (a labelled metric that has seen nothing yet has
-    no samples to read its labels from).
+    For every ``by (...)`` aggregation and ``on (...)`` match, Prometheus evaluates the
+    expression being grouped; where that has a result now, each grouping label must be on it.
     """
-    labels: dict[str, set[str]] = {}
-    for family in scraped.values():
-        for sample in family.samples:
-            labels.setdefault(sample.name, set()).update(sample.labels)
-    # Prometheus adds these to every series it scrapes.
-    target_labels = {"instance", "job"}
-    selector = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
-    matcher = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
-    grouping = re.compile(r"\b(?:by|on)\s*\(([^)]*)\)")
-    variable = re.compile(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*(\w+)\s*\)")
-    problems = []
-    checked = 0
+    problems, checked = [], 0
     for expr, where in _queries(deploy_dir, yaml_documents).items():
-        wanted: list[tuple[str, str]] = []
-        for metric, body in selector.findall(expr):
-            wanted += [(metric, label) for label in matcher.findall(body)]
-        wanted += variable.findall(expr)
-        sampled = [n for n in promql_names(expr) - PROMETHEUS_SYNTHETIC if labels.get(n)]
-        for group in grouping.findall(expr):
-            # A grouping label must be on at least one of the expression's metrics.
-            for label in filter(None, (g.strip() for g in group.split(","))):
-                if sampled:
-                    checked += 1
-                    available = set().union(*(labels[n] for n in sampled)) | target_labels
-                    if label not in available:
-                        problems.append(f"{where}: label {label!r} on none of {sampled}")
-        for metric, label in wanted:
-            if labels.get(metric) and label not in target_labels:
+        for inner, labels in promql(expr).groupings:
+            result = scraped.query(inner)
+            if not result:  # e.g. a backlog that is not there now: nothing to read labels from
+                continue
+            present = set().union(*(series["metric"] for series in result))
+            for label in labels:
                 checked += 1
-                if label not in labels[metric]:
-                    problems.append(f"{where}: {metric} has no label {label!r}")
+                if label not in present:
+                    problems.append(f"{where}: {label!r} not on {inner} (labels {present})")
     assert checked > 10, "the label check found almost nothing to check"
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.integration
+def test_worker_down_rule_goes_pending_then_firing_and_reaches_alertmanager(scraped):
+    """deploy/'s DriftlineWorkerDown, evaluated by Prometheus on a worker that is not there."""
+
+    def worker_down(state: str) -> list[dict]:
+        alerts = scraped.api("alerts")["alerts"]
+        return [
+            a
+            for a in alerts
+            if a["labels"]["alertname"] == "DriftlineWorkerDown" and a["state"] == state
+        ]
+
+    firing = scraped.wait(lambda: worker_down("firing"), 30, "DriftlineWorkerDown firing")
+    assert all(a["labels"]["instance"] != scraped.live_instance for a in firing)
+    assert firing[0]["labels"]["severity"] == "warning"
+    rules = scraped.api("rules")["groups"]
+    states = {r["name"]: r["state"] for g in rules for r in g["rules"] if r["type"] == "alerting"}
+    assert states["DriftlineWorkerDown"] == "firing"
+    # Prometheus' own record of the rule's states: pending (for its `for`) before firing.
+    history = 'ALERTS{alertname="DriftlineWorkerDown", alertstate="%s"}[5m]'
+    assert scraped.query("count_over_time(" + history % "pending" + ")")
+    assert scraped.query("count_over_time(" + history % "firing" + ")")
+    # The live worker alerts on nothing: not down, no stale checkpoint.
+    alerts = scraped.api("alerts")["alerts"]
+    assert not [a for a in alerts if a["labels"].get("instance") == scraped.live_instance]
+    am = scraped.alertmanager
+    received = scraped.wait(
+        lambda: [a for a in am.alerts() if a["labels"]["alertname"] == "DriftlineWorkerDown"],
+        30,
+        "the alert in Alertmanager",
+    )
+    assert {r["name"] for r in received[0]["receivers"]} == {"driftline-operators"}
+
+
+@pytest.mark.integration
+def test_the_sample_drift_reaches_alertmanager_through_the_forwarder(scraped, deploy_dir, program):
+    """The compose stack's path for drift alerts: worker, alerts topic, ``alerts forward``,
+    Alertmanager with deploy/'s routes. Alertmanager ends with exactly the incidents that a
+    replay of the sample (same configuration) leaves open."""
+    import io
+
+    import orjson
+    from driftline.replay import replay_files, sample_path
+
+    out = io.BytesIO()
+    replay_files([str(sample_path())], out, config=deploy_dir / "driftline.toml", progress=False)
+    alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    ended = {a["statistics"]["fired_alert_id"] for a in alerts if a["status"] == "resolved"}
+    still_open = {a["alert_id"]: a for a in alerts if a["status"] == "firing"}
+    for incident in ended:
+        still_open.pop(incident, None)
+    assert still_open, "the sample's drift leaves incidents open"
+    am = scraped.alertmanager
+
+    def drift_incidents() -> dict[str, dict]:
+        return {a["labels"]["incident"]: a for a in am.alerts() if "incident" in a["labels"]}
+
+    scraped.wait(lambda: drift_incidents().keys() == still_open.keys(), 60, "the open incidents")
+    for incident, alert in drift_incidents().items():
+        assert alert["labels"]["model"] == still_open[incident]["model"]
+        assert alert["labels"]["kind"] == still_open[incident]["kind"]
+        # Routed where amtool says deploy/'s route tree sends these labels.
+        labels = [f"{k}={v}" for k, v in alert["labels"].items()]
+        amtool = [program("amtool"), "config", "routes", "test", "--config.file=alertmanager.yml"]
+        routed = subprocess.run(
+            [*amtool, *labels],
+            cwd=deploy_dir / "alertmanager",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert {r["name"] for r in alert["receivers"]} == {routed.stdout.strip()}
+    delivered = scraped.query('sum(driftline_forward_alerts_total{job="driftline-forward"})')
+    assert float(delivered[0]["value"][1]) >= len(still_open)
+
+
+@pytest.mark.integration
+def test_worker_and_forwarder_metrics_pass_promtool_lint(
+    deployed_worker, deployed_forwarder, program
+):
+    for base in (deployed_worker.base_url, f"http://{deployed_forwarder}"):
+        status, body = _get(base + "/metrics")
+        assert status == 200
+        lint = subprocess.run(
+            [program("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30
+        )
+        assert lint.returncode == 0, base + lint.stdout.decode() + lint.stderr.decode()
 
 
 def test_detection_settings_load_and_agree(tmp_path, deploy_dir, k8s_object):

@@ -207,12 +207,3 @@ def test_adwin_bytes_of_another_river_version_restart_the_window():
     mon.load_model("m", encode_state(state))
     det = _feature(mon).adwin
     assert det.det.width == 0 and det.inputs == ad["acc"][2]
-
-
-def test_docstring_examples_of_the_adwin_module():
-    import doctest
-
-    from driftline.detectors import _adwin
-
-    result = doctest.testmod(_adwin)
-    assert result.failed == 0 and result.attempted > 0

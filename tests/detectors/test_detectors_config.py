@@ -76,3 +76,29 @@ def test_config_is_frozen():
     assert FeatureConfig(kind="numeric").kind == "numeric"
     with pytest.raises(ConfigError):
         DetectionConfig(block=0)
+
+
+# ----------------------------------------------------------------- presets (issue 12)
+def test_changepoint_preset_and_overrides(tmp_path):
+    from driftline.detectors import PRESETS
+
+    cp = DetectionConfig.preset("changepoint")
+    assert (cp.block, cp.readapt_after) == (1, 0)
+    assert {k: getattr(cp, k) for k in PRESETS["changepoint"]} == PRESETS["changepoint"]
+    f = tmp_path / "d.toml"
+    f.write_text('[detection]\npreset = "changepoint"\nwarmup = 40\n')
+    cfg = load_config(f)
+    assert cfg.warmup == 40 and cfg.block == 1
+    assert load_config(None, "changepoint") == cp
+    f.write_text("[detection]\nwarmup = 40\n")
+    assert load_config(f, "changepoint").block == 1  # --preset under a file without one
+
+
+def test_preset_errors_name_the_problem(tmp_path):
+    f = tmp_path / "d.toml"
+    f.write_text('[detection]\npreset = "bogus"\n')
+    with pytest.raises(ConfigError, match="unknown preset 'bogus'"):
+        load_config(f)
+    f.write_text('[detection]\npreset = "default"\n')
+    with pytest.raises(ConfigError, match="conflicts with --preset 'changepoint'"):
+        load_config(f, "changepoint")

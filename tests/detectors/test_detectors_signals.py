@@ -349,18 +349,6 @@ def test_segments_share_the_budget_and_stay_bounded():
     assert all(c.rate_per_unit() == pytest.approx(base_rate / 2) for c in top.slices.values())
 
 
-@pytest.mark.parametrize("name", ["_rates", "_quality", "_baseline", "_outcomes"])
-def test_docstring_examples_of_the_signal_modules(name):
-    import doctest
-    import importlib
-
-    module = importlib.import_module(f"driftline.detectors.{name}")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
-    if name != "_outcomes":
-        assert result.attempted > 0
-
-
 def test_rate_test_matches_the_beta_binomial():
     from driftline.detectors._rates import rate_pvalues
     from scipy.stats import betabinom

@@ -68,3 +68,35 @@ def test_unusable_inputs_and_profiles_are_exit_2(cli, sample_plain, tmp_path):
     run = cli("replay", sample_plain, "--baseline", broken)
     assert run.status == 2 and "broken.json" in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_build_learns_labels_from_label_events_and_label_fields(cli, tmp_path):
+    """Issue 12: labels joined by ``prediction_id`` (either order in the file) or carried in
+    a training row's ``label`` field become the profile's outcomes; the summary says so."""
+    rows = []
+    for i in range(400):
+        score = (i % 10) / 10
+        truth = int(i % 10 >= 5) if i % 7 else 1 - int(i % 10 >= 5)  # every 7th row wrong
+        pred = {"score": score, "label": int(score >= 0.5)}
+        base = {"model": "m", "timestamp": 1_700_000_000 + i, "features": {"x": score}}
+        if i % 2:
+            rows.append({**base, "prediction": pred, "label": truth})
+        else:
+            rows.append(
+                {
+                    "model": "m",
+                    "timestamp": 1_700_000_000 + i,
+                    "prediction_id": f"p{i}",
+                    "label": truth,
+                }
+            )
+            rows.append({**base, "prediction": pred, "prediction_id": f"p{i}"})
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    profile = tmp_path / "profile.json"
+    run = cli("baseline", "build", train, "-o", profile)
+    assert run.status == 0, run.stderr
+    errors = sum(1 for i in range(400) if i % 7 == 0)
+    assert f"400 labelled predictions (binary, accuracy {1 - errors / 400:.2%})" in run.stderr
+    out = orjson.loads(profile.read_bytes())["profiles"][0]["outcomes"]
+    assert out["aggregates"]["count"] == 400 and out["aggregates"]["loss"] == errors

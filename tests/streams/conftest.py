@@ -204,6 +204,53 @@ def start_worker() -> Iterator[Callable[..., WorkerProc]]:
         w.cleanup()
 
 
+class ForwarderProc(WorkerProc):
+    """One ``driftline alerts forward`` subprocess (the worker's helpers: web, metrics, stop)."""
+
+    def __init__(
+        self,
+        lay: Layout,
+        *targets: str,
+        group: str,
+        resend: float = 1.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.scratch = tempfile.mkdtemp(prefix="driftline-test-forward-")
+        cmd = [sys.executable, "-m", "driftline.streams.cli", "alerts", "forward"]
+        cmd += ["--broker", lay.bootstrap, "--topic", lay.topics.alerts, "--group", group]
+        cmd += ["--web-port", str(self.port), "--resend-interval", str(resend)]
+        cmd += ["--loglevel", "info", *targets]
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in cleanup()
+            prefix="driftline-forward-", suffix=".log", delete=False
+        )
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        self.wait(lambda: (self.get("/ready") or (0,))[0] == 200, timeout, "readiness")
+
+
+@pytest.fixture
+def start_forwarder() -> Iterator[Callable[..., ForwarderProc]]:
+    """Factory of forwarder subprocesses; all are killed at the end of the test."""
+    started: list[ForwarderProc] = []
+
+    def start(lay: Layout, *targets: str, **kwargs) -> ForwarderProc:
+        f = ForwarderProc(lay, *targets, **kwargs)
+        started.append(f)
+        return f
+
+    yield start
+    for f in started:
+        f.cleanup()
+
+
 def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes | None]]) -> None:
     """Send ``(topic, key, value)`` messages and wait for delivery."""
     from aiokafka import AIOKafkaProducer

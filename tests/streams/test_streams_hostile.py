@@ -99,8 +99,8 @@ def test_a_huge_key_is_cut_in_a_reference():
 def test_the_served_paths_are_the_documented_ones():
     from driftline.streams._web import SERVED_PATHS, is_served
 
-    assert {"/health", "/ready", "/metrics", "/status"} <= SERVED_PATHS
-    assert all(is_served(p) for p in ("/health", "/status/", "/metrics"))
+    assert {"/health", "/ready", "/metrics", "/status", "/"} <= SERVED_PATHS
+    assert all(is_served(p) for p in ("/health", "/status/", "/metrics", "/page/data.json"))
     faust_views = ("/router/", "/table/", "/table/driftline-state/m/", "/graph/", "/stats/")
     assert not any(is_served(p) for p in (*faust_views, "/healthz", "/statusx"))
 

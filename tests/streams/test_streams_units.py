@@ -375,6 +375,10 @@ def test_worker_monitor_gets_the_config_and_the_baseline(tmp_path):
     assert monitor.baseline.models() == ["bl"]
     plain = build_monitor(WorkerSettings())
     assert plain.baseline is None and plain.config.for_model("bl").warmup != 777
+    # --preset (issue 12): the preset's options, under --config's own
+    preset = build_monitor(WorkerSettings(config_path=str(config), preset="changepoint"))
+    assert preset.config.for_model("x").block == 1 and preset.config.warmup == 777
+    assert build_monitor(WorkerSettings(preset="changepoint")).config.bocpd_hazard > 0
 
 
 @pytest.mark.parametrize("content", [None, b"{not json", b'{"format": "something else"}'])

@@ -372,3 +372,41 @@ def test_status_windows_count_what_was_produced_and_survive_a_kill_9(
     # rebalance that follows the restart may count its garbage again
     assert sum(w["invalid"] for w in after[""]) >= len(garbage) + 1
     assert second.metric("driftline_events_total") == 10  # nothing re-read: state restored
+
+
+def test_windows_carry_the_accuracy_of_the_labels_judged_in_them():
+    """Issue 12: realized metrics per window, from the monitor's cumulative outcome totals."""
+    from driftline.detectors import Monitor
+    from driftline.schemas import PredictionEvent
+
+    mon = Monitor()
+    book = WindowBook(60, 5, mon.labels_joined, mon.outcome_totals)
+    preds = [
+        PredictionEvent(
+            model="m",
+            timestamp=T0 + i * 0.1,
+            features={"x": 1.0},
+            prediction={0: 0.9, 1: 0.1}[i % 2],
+            prediction_id=f"p{i}",
+        )
+        for i in range(256)
+    ]
+    mon.process(preds)
+    book.count(preds, [], None)
+    truth = [1 if i % 2 == 0 else (1 if i % 8 == 1 else 0) for i in range(256)]  # some wrong
+    for half in (0, 1):  # each half of the labels in its own window (one outcome block each)
+        labels = [
+            LabelEvent(
+                model="m", timestamp=T0 + 60 * half + 30, prediction_id=f"p{i}", label=truth[i]
+            )
+            for i in range(128 * half, 128 * half + 128)
+        ]
+        labelled = book.labels_before(labels)
+        book.count(labels, mon.process(labels), labelled)
+    view = book.view("m")
+    assert [w["outcomes"]["count"] for w in view] == [128, 128]
+    for half, w in enumerate(view):
+        part = range(128 * half, 128 * half + 128)
+        wrong = sum(((0.9 if i % 2 == 0 else 0.1) >= 0.5) != bool(truth[i]) for i in part)
+        assert w["outcomes"]["accuracy"] == pytest.approx(1 - wrong / 128)
+        assert w["labels_joined"] == 128
