@@ -370,6 +370,12 @@ class FeaturePolicy:
         return min(firing, key=lambda i: i.fired_seq).active if firing else None
 
     @property
+    def severity(self) -> str:
+        """The highest severity among the firing incidents (``""`` when none is firing)."""
+        firing = {i.severity for i in self.incidents.values() if i.active is not None}
+        return "critical" if "critical" in firing else ("warning" if firing else "")
+
+    @property
     def adopting(self) -> bool:
         return any(i.adopting for i in self.incidents.values())
 
