@@ -56,6 +56,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--block", type=int, default=None, help="block size (default: the default)")
     ap.add_argument("--adwin", action="store_true", help="also run the opt-in ADWIN detector")
+    ap.add_argument(
+        "--estimate",
+        action="store_true",
+        help="cost of the estimated performance: a labelled baseline with and without its "
+        "score calibration",
+    )
     args = ap.parse_args()
     n = args.events or (60_000 if args.quick else 300_000)
     cfg = DetectionConfig() if args.block is None else DetectionConfig(block=args.block)
@@ -76,9 +82,25 @@ def main() -> None:
         f"block={cfg.block}, warmup={cfg.warmup}"
         + (f", ADWIN on the 16 numeric features (adwin_sub={cfg.adwin_sub})" if args.adwin else "")
     )
+    if args.estimate:
+        estimate_cost(cfg, warm, events)
+        return
+    best, best_wall = timed(cfg, warm, events)
+    print(
+        f"detect cost: {best / n * 1e6:.2f} us CPU per 20-feature event (best of 5, one core; "
+        f"wall best {best_wall / n * 1e6:.2f} us; load average {os.getloadavg()[0]:.1f})"
+    )
+    memory(cfg, events)
+
+
+def timed(
+    cfg: DetectionConfig, warm: list, events: list, baseline=None, reps: int = 5
+) -> tuple[float, float]:
+    """Best CPU and wall seconds of ``reps`` runs of ``Monitor.process`` over ``events``."""
+    n = len(events)
     best = best_wall = float("inf")
-    for rep in range(5):
-        mon = Monitor(cfg)
+    for rep in range(reps):
+        mon = Monitor(cfg, baseline=baseline)
         mon.process(warm)
         chunk = 1000
         c0, t0 = time.process_time(), time.perf_counter()
@@ -91,11 +113,65 @@ def main() -> None:
             f"run {rep + 1}: {cpu / n * 1e6:.2f} us/event CPU, {wall / n * 1e6:.2f} us/event wall "
             f"({n / wall:,.0f} events/s), {alerts} alerts"
         )
+    return best, best_wall
+
+
+def estimate_cost(cfg: DetectionConfig, warm: list, events: list) -> None:
+    """Cost added by the estimated performance (issue 17): the same baseline profile (20,000
+    training predictions labelled from their calibrated score) with and without its score
+    calibration, so only the estimate differs."""
+    import copy
+    import random
+
+    import orjson
+    from driftline.detectors import Baseline, build_baseline
+
+    rnd = random.Random(7)
+    train = make_events(20_000, seed=4)
+    for e in train:
+        e.extra = {"label": int(rnd.random() < e.prediction)}
+    on = build_baseline(train)
+    doc = orjson.loads(on.to_json())
+    for p in doc["profiles"]:
+        p["outcomes"].pop("calibration")
+    off = Baseline.from_json(orjson.dumps(doc))
+    n = len(events)
+    res = {"without calibration": float("inf"), "with the estimate": float("inf")}
+    for rep in range(5):  # interleaved, alternating which goes first
+        pairs = (("without calibration", off), ("with the estimate", on))
+        for label, base in pairs if rep % 2 == 0 else pairs[::-1]:
+            print(f"baseline {label}:", end=" ")
+            cpu = timed(cfg, copy.deepcopy(warm), events, base, reps=1)[0] / n * 1e6
+            res[label] = min(res[label], cpu)
+    a, b = res["without calibration"], res["with the estimate"]
     print(
-        f"detect cost: {best / n * 1e6:.2f} us CPU per 20-feature event (best of 5, one core; "
-        f"wall best {best_wall / n * 1e6:.2f} us; load average {os.getloadavg()[0]:.1f})"
+        f"whole-monitor difference: {b - a:+.3f} us CPU per prediction ({a:.2f} -> {b:.2f} us "
+        f"per 20-feature prediction event, best of 5 interleaved runs each; load average "
+        f"{os.getloadavg()[0]:.1f})"
     )
-    memory(cfg, events)
+    # the added work alone: the stream's estimate step on each block of predictions
+    import numpy as np
+
+    mon = Monitor(cfg, baseline=on)
+    mon.process(copy.deepcopy(warm))
+    st = mon._models["bench"][None]
+    B = cfg.block
+    blocks = [events[i : i + B] for i in range(0, n - B + 1, B)]
+    cols = [
+        (np.array([e.timestamp for e in p]), np.array([e.prediction for e in p])) for p in blocks
+    ]
+    rate = st.rate_per_unit()
+    best = float("inf")
+    for _ in range(5):
+        c0 = time.process_time()
+        for k, (preds, (times, scores)) in enumerate(zip(blocks, cols, strict=True)):
+            st._run_estimate(preds, scores, times, rate, st._context(k * B, times, k))
+        best = min(best, time.process_time() - c0)
+    print(
+        f"estimate cost: {best / (len(blocks) * B) * 1e6:.3f} us CPU per prediction (the "
+        f"estimate step alone, on {len(blocks)} blocks of {B} predictions, "
+        f"{len(st.estimator.cal.starts)} calibration bins, best of 5)"
+    )
 
 
 def memory(cfg: DetectionConfig, events: list[PredictionEvent]) -> None:

@@ -439,6 +439,9 @@ def main() -> None:
     ap.add_argument("--no-river", action="store_true", help="skip the naive-river columns")
     ap.add_argument("--no-adwin", action="store_true", help="skip the opt-in ADWIN rows")
     ap.add_argument("--signals-only", action="store_true", help="only the issue-4 streams")
+    ap.add_argument(
+        "--estimation-only", action="store_true", help="only the estimated-performance cases"
+    )
     args = ap.parse_args()
     quick = args.quick
     args.seeds = args.seeds or (2 if quick else 6)
@@ -452,6 +455,9 @@ def main() -> None:
     print(f"machine: {describe()}")
     if args.signals_only:
         signals_part(args, None)
+        return
+    if args.estimation_only:
+        estimation_part(args)
         return
     print(
         f"input: drift streams {len(KINDS)} kinds x {len(FAMILIES)} families (categorical: 1) x "
@@ -541,6 +547,7 @@ def main() -> None:
 
     signals_part(args, ours)
     issue12_part(args)
+    estimation_part(args)
     tcpd()
 
 
@@ -605,6 +612,15 @@ def issue12_part(args) -> None:
         print(f"    false alarm: {line}")
     _performance.report(2 if args.quick else 6, args.quick)
     print(f"(issue-12 part: {time.perf_counter() - t0:.0f} s)")
+
+
+def estimation_part(args) -> None:
+    """Estimated performance with no labels (issue 17, ``_estimation``)."""
+    import _estimation
+
+    t0 = time.perf_counter()
+    _estimation.report(2 if args.quick else 6, args.quick)
+    print(f"(estimation part: {time.perf_counter() - t0:.0f} s)")
 
 
 def tcpd() -> None:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ._calibration import Calibration, calibration_from_rows
 from ._categorical import CategoricalFeature, category_key
 from ._config import DetectionConfig
 from ._numeric import NumericFeature
@@ -148,10 +149,20 @@ class _Column:
 
 
 class _Profile:
-    __slots__ = ("columns", "end", "events", "outcomes", "outputs", "predictions", "start")
+    __slots__ = (
+        "columns",
+        "end",
+        "events",
+        "outcomes",
+        "outputs",
+        "predictions",
+        "scored",
+        "start",
+    )
 
     def __init__(self) -> None:
         self.outcomes: list[tuple[float, Any, Any]] = []  # (time, output, label)
+        self.scored: list[tuple[Any, Any, Any]] = []  # (score, output, label): calibration
         self.events = 0
         self.predictions = 0
         self.start = math.inf
@@ -241,8 +252,9 @@ class BaselineBuilder:
             output = judged_output(e.prediction_raw, e.prediction)
             if e.extra.get("label") is not None:
                 prof.outcomes.append((e.timestamp, output, e.extra["label"]))
+                prof.scored.append((e.prediction, output, e.extra["label"]))
             elif e.prediction_id is not None:
-                self._awaiting[(key[0], e.prediction_id)] = (key, e.timestamp, output)
+                self._awaiting[(key[0], e.prediction_id)] = (key, e.timestamp, output, e.prediction)
         if preds:
             for name in ("prediction", "latency_ms"):
                 col = [getattr(e, name) for e in preds]
@@ -255,8 +267,10 @@ class BaselineBuilder:
         """Move the predictions whose label has arrived to their profile's outcomes."""
         labels = self._labels
         for pk in [pk for pk in self._awaiting if pk in labels]:
-            key, time, output = self._awaiting.pop(pk)
-            self._profiles[key].outcomes.append((time, output, labels.pop(pk)))
+            key, time, output, score = self._awaiting.pop(pk)
+            label = labels.pop(pk)
+            self._profiles[key].outcomes.append((time, output, label))
+            self._profiles[key].scored.append((score, output, label))
 
     def build(self) -> Baseline:
         """The profiles of everything added so far."""
@@ -285,6 +299,10 @@ class BaselineBuilder:
                     c.profile("numeric" if name == "latency_ms" else None) if usable else None
                 )
             entry["outcomes"] = _outcomes_profile(prof.outcomes, settings, self.max_values)
+            if entry["outcomes"] is not None and entry["outcomes"]["task"] == "binary":
+                cal = calibration_from_rows(prof.scored, settings.decision_threshold)
+                if cal is not None:
+                    entry["outcomes"]["calibration"] = cal.to_profile()
             profiles.append(entry)
         return Baseline(profiles, labels=self.labels)
 
@@ -482,6 +500,8 @@ def _check_outcomes(op: Any, where: str) -> None:
         raise ConfigError(f"{where}.aggregates: expected numbers >= 0 for {list(AGGREGATES)}")
     if op.get("error") is not None:
         _check_feature(op["error"], f"{where}.error")
+    if op.get("calibration") is not None:
+        Calibration.from_profile(op["calibration"], f"{where}.calibration")
 
 
 # --------------------------------------------------------------------------- to detector state

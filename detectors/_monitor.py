@@ -429,6 +429,18 @@ class Monitor:
             sq += float(o.total[6])
         return task, n, loss, sq
 
+    def estimate_totals(self, model: str) -> dict[str, float] | None:
+        """Expected confusion counts of every prediction counted by the estimates of a
+        model's streams (``_estimation``: from calibrated scores, before any label), or None
+        when no stream has an estimate. Cumulative and cheap, like :meth:`outcome_totals`:
+        a view per time window takes differences (accuracy = (tp + tn) / count)."""
+        total = None
+        for st in self._models.get(model, {}).values():
+            if st.estimator is not None:
+                t = st.estimator.expected_counts()
+                total = t if total is None else {k: total[k] + t[k] for k in t}
+        return total
+
     @property
     def stats(self) -> dict:
         """Counters of this monitor: events by kind, alerts by kind and by status, labels.

@@ -46,6 +46,7 @@ __all__ = [
     "ErrorView",
     "LabelJoin",
     "Outcomes",
+    "as_truth",
     "judged_output",
     "outcome_metrics",
 ]
@@ -379,6 +380,11 @@ def _truth(v: Any) -> bool | None:
     if v.__class__ is str and v.lower() in ("0", "1", "true", "false"):
         return v.lower() in ("1", "true")
     return None
+
+
+#: A label's (or a predicted class's) binary truth value: True/False, or None when it is not
+#: a 0/1, true/false value.
+as_truth = _truth
 
 
 def judged_output(raw: Any, output: Any) -> Any:

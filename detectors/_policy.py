@@ -283,7 +283,8 @@ class _Incident:
         if ctx["block"] - self.fired_block >= settings.window_blocks:
             pv = feature.window_pvalues()
             if pv is not None and min(pv) >= settings.resolve_alpha:
-                out.append(self._resolve(feature, ctx, end_seq, "returned_to_reference", pv, name))
+                reason = getattr(feature, "resolve_reason", "returned_to_reference")
+                out.append(self._resolve(feature, ctx, end_seq, reason, pv, name))
                 self.cooldown_until = end_seq + settings.cooldown
         return out
 
@@ -300,6 +301,11 @@ class _Incident:
             msg = (
                 f"{label} alert on {what} resolved: the new distribution, which lasted "
                 f"{end_seq - self.fired_seq} events, was adopted as the reference."
+            )
+        elif reason == "labels_caught_up":
+            msg = (
+                f"{label} alert on {what} resolved: labels have caught up, the realized "
+                "metrics (performance, concept_drift) now judge the model."
             )
         else:
             msg = (

@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from ._calibration import Calibration
 from ._categorical import CategoricalFeature
 from ._config import StreamSettings
+from ._estimation import EstimateView, Estimator, predicted_classes, unavailable
 from ._limits import cap_features, feature_limit_alert
 from ._numeric import NumericFeature, update_numeric
 from ._outcomes import UNITS as OUTCOME_UNITS
@@ -50,6 +52,7 @@ _PLAIN = frozenset({int, float, _NONE})
 _CAT_TYPES = frozenset({str, bool})
 _FEATURES, _KIND, _SEGMENT = attrgetter("features"), attrgetter("kind"), attrgetter("segment")
 _PREDICTION, _LATENCY = attrgetter("prediction"), attrgetter("latency_ms")
+_RAW = attrgetter("prediction_raw")
 _TIME = attrgetter("timestamp")
 #: Stride of the type screen of numeric columns (see ``run_block``).
 _STRIDE = 4
@@ -174,6 +177,8 @@ class ModelStream:
         self.ref_version: str | None = None
         self.joins = LabelJoin(settings.label_ttl, settings.max_pending_labels)
         self.outcomes = Outcomes()
+        self.estimator: Estimator | None = None  # scores' estimated performance (baseline)
+        self.no_estimate = unavailable(profile, segment)  # why there is none (for /status)
         self.share = 1.0
         self.slices: dict[tuple[str, str], ModelStream] = {}
         self.seg_counts: dict[str, dict[str, int]] = {}
@@ -219,6 +224,8 @@ class ModelStream:
         # changed when the first one arrived would make the features' thresholds depend on
         # how a consumer interleaves the topics (a slice goes by its model-wide stream)
         units += OUTCOME_UNITS if (self.parent or self).joins.counts["remembered"] else 0
+        # the estimated accuracy and the calibration check (``_estimation``)
+        units += 2 * (self.estimator is not None)
         return self.settings.false_alarms_per_million * self.share / 1e6 / max(units, 1)
 
     def _new_feature(self, name: str, kind: str) -> Any:
@@ -258,6 +265,10 @@ class ModelStream:
         op = profile.get("outcomes")
         if op:
             self.outcomes.seed(op, s, (op.get("start") or 0.0, op.get("end") or 0.0))
+        if op and op.get("calibration") and self.segment is None:
+            cal = Calibration.from_profile(op["calibration"])
+            span = (op.get("start") or 0.0, op.get("end") or 0.0)
+            self.estimator = Estimator(cal, s.window_blocks, span)
 
     def _inherit(self, other: ModelStream) -> None:
         """A new version: the outputs of ``other`` (the stable version) as the reference."""
@@ -576,6 +587,8 @@ class ModelStream:
                 out.append((seq, name, alert))
             if name == "prediction" and policy.adopting:
                 self.ref_version = None  # its own outputs become the reference
+        if self.estimator is not None and out_cols.get("prediction", (0, None))[1] is not None:
+            out.extend(self._run_estimate(preds, out_cols["prediction"][1], times, rate, ctx))
         self.out_seq += P
         self.out_blocks += 1
         return out
@@ -607,6 +620,39 @@ class ModelStream:
             f"{p99:.4g} ms (last block); {s.message}"
         )
 
+    def _run_estimate(self, preds, scores, times, rate, ctx) -> list[tuple[int, str, Any]]:
+        """Count a block of predictions into the estimate; its alarm through the policy."""
+        est = self.estimator
+        raws = list(map(_RAW, preds))
+        scores, guess = predicted_classes(raws, scores, self.settings.decision_threshold)
+        # predictions with an id were remembered by the label join before their block
+        remembered = self.joins.counts["remembered"]
+        est.observe(scores, guess, times, len(preds) - (remembered - est.remembered))
+        est.remembered = remembered
+        sigs = est.signals(self.settings, rate, self.joins)
+        out = []
+        if not sigs and est.policy.active is None:
+            return out  # nothing to open or resolve (the policy's step would do nothing)
+        view = EstimateView(est, self.outcomes.seq)
+        for seq, alert in est.policy.step(
+            view, sigs, ctx=ctx, counters=self.counters, kind="estimated_performance", name=None
+        ):
+            est.fired_outcomes = self.outcomes.seq if alert.status == "firing" else -1
+            out.append((seq, "estimate", alert))
+        return out
+
+    def _check_calibration(self, rows: list, ctx: dict) -> list[tuple[int, str, Any]]:
+        """Judged outcomes against their calibrated expectation (``CalibrationCheck``)."""
+        check = self.estimator.check
+        check.observe(rows, self.settings.decision_threshold)
+        sigs = check.signals(self.settings, self.rate_per_unit())
+        return [
+            (seq, "calibration", alert)
+            for seq, alert in check.policy.step(
+                check, sigs, ctx=ctx, counters=self.counters, kind="concept_drift"
+            )
+        ]
+
     # ------------------------------------------------------------------ labels
     def add_outcome(self, entry: tuple, label: Any, time: float) -> list[tuple[int, str, Any]]:
         """A label joined to its prediction ``entry`` (time, prediction, segment)."""
@@ -614,6 +660,7 @@ class ModelStream:
         o = self.outcomes
         o.buf.append((time, entry[1], label))
         if len(o.buf) >= self.settings.outcome_block:
+            rows = o.buf
             times = np.array([r[0] for r in o.buf], dtype=np.float64)
             seq0, block = o.seq, o.blocks
             sigs = o.run(self.settings, self.rate_per_unit())
@@ -624,6 +671,8 @@ class ModelStream:
                 o.view(), sigs, ctx=ctx, counters=self.counters, kind="concept_drift", name=None
             ):
                 out.append((seq, "error", alert))
+            if self.estimator is not None:
+                out.extend(self._check_calibration(rows, ctx))
         seg = entry[2]
         if seg and self.slices:
             for k, v in seg.items():
@@ -833,6 +882,9 @@ class ModelStream:
                 "awaiting": len(self.joins),
                 **self.outcomes.summary(),
             },
+            "estimated_performance": (
+                self.no_estimate if self.estimator is None else self.estimator.summary()
+            ),
         }
         if self.segment is None:
             out["segments"] = [child.status() for _, child in sorted(self.slices.items())]
@@ -866,6 +918,8 @@ class ModelStream:
             "ref_version": self.ref_version,
             "joins": self.joins.to_state(),
             "outcomes": self.outcomes.to_state(),
+            "estimator": None if self.estimator is None else self.estimator.to_state(),
+            "no_estimate": self.no_estimate,
             "share": self.share,
             "seg_counts": {
                 k: [sorted(v), [v[x] for x in sorted(v)]] for k, v in self.seg_counts.items()
@@ -944,6 +998,9 @@ class ModelStream:
                 s["joins"], settings.label_ttl, settings.max_pending_labels
             )
             st.outcomes = Outcomes.from_state(s["outcomes"])
+            if s.get("estimator") is not None:  # absent in states before the estimate
+                st.estimator = Estimator.from_state(s["estimator"], settings.window_blocks)
+            st.no_estimate = s.get("no_estimate", st.no_estimate)
             st.share = float(s["share"])
             st.seg_counts = {
                 k: dict(zip(v[0], v[1], strict=True)) for k, v in s["seg_counts"].items()

@@ -92,7 +92,18 @@ def _outcomes_line(profile: dict) -> str:
         how = f"MAE {m['mae']:.4g}, RMSE {m['rmse']:.4g}"
     else:
         how = f"accuracy {m['accuracy']:.2%}"
-    return f"{m['count']:,} labelled predictions ({op['task']}, {how})"
+    line = f"{m['count']:,} labelled predictions ({op['task']}, {how})"
+    cal = op.get("calibration")
+    if cal:
+        line += (
+            f"; score calibration: {len(cal['rows'])} bins (performance estimated before labels)"
+        )
+    elif op["task"] == "binary":
+        line += (
+            "; no score calibration (needs at least 1,000 labelled predictions with float "
+            "scores): no performance estimate before labels"
+        )
+    return line
 
 
 def _output_name(out: str | os.PathLike[str] | BinaryIO) -> str:

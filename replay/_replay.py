@@ -26,7 +26,7 @@ from driftline.replay._decode import decode_batches
 from driftline.replay._inputs import STDIN, check_inputs, display_name, open_lines
 from driftline.replay._progress import Progress
 from driftline.replay._report import ReportBuilder
-from driftline.replay._summary import ReplaySummary
+from driftline.replay._summary import ReplaySummary, estimate_lines
 from driftline.replay.exceptions import ReplayError
 
 __all__ = ["DEFAULT_BATCH_SIZE", "fewer_collections", "open_output", "replay_files"]
@@ -220,6 +220,9 @@ def replay_files(
         alerts_by_feature=dict(sorted(alerts_by.items())),
         labels={k: v for k, v in monitor.stats.items() if k.startswith("labels_")},
         elapsed_seconds=elapsed,
+        estimated=tuple(
+            line for m in monitor.models() for line in estimate_lines(monitor.status(m))
+        ),
     )
     if builder is not None and report is not None:
         size = builder.write(report, summary)

@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 
 from driftline.replay._badlines import BadLine
 
-__all__ = ["PublishSummary", "ReplaySummary", "format_counts", "format_invalid", "format_labels"]
+__all__ = [
+    "PublishSummary",
+    "ReplaySummary",
+    "estimate_lines",
+    "format_counts",
+    "format_invalid",
+    "format_labels",
+]
 
 
 def format_counts(items: dict[str, int]) -> str:
@@ -62,6 +69,9 @@ class ReplaySummary:
         With ``report=``: the HTML report's size, and the time spent building it (sampling
         during the run, the document and the file; part of ``elapsed_seconds`` only for the
         sampling).
+    estimated : tuple of str
+        Per model stream, its performance estimated from calibrated scores over the last
+        window (issue 17), or why there is none (:func:`estimate_lines`).
     """
 
     inputs: tuple[str, ...]
@@ -75,6 +85,7 @@ class ReplaySummary:
     elapsed_seconds: float = 0.0
     report_bytes: int = 0
     report_seconds: float = 0.0
+    estimated: tuple[str, ...] = ()
 
     @property
     def events(self) -> int:
@@ -110,7 +121,59 @@ class ReplaySummary:
             lines.append(
                 f"  report: {self.report_bytes:,} bytes, built in {self.report_seconds:.2f} s"
             )
+        if self.estimated:
+            lines.append("  estimated performance (calibrated scores, last window):")
+            lines += [f"    {line}" for line in self.estimated]
         return "\n".join(lines)
+
+
+def _metric(m: dict, name: str, label: str) -> str | None:
+    value, iv = m.get(name), m.get(f"{name}_interval")
+    if value is None:
+        return None
+    return f"{label} {value:.1%}" + (f" [{iv[0]:.1%}, {iv[1]:.1%}]" if iv else "")
+
+
+def estimate_lines(status: dict) -> list[str]:
+    """One line per model stream of a ``Monitor.status`` view: the estimated metrics of the
+    last window with their 95% intervals and the reference accuracy, or why a stream with a
+    baseline has none (streams without a baseline are left out: there is nothing to say).
+
+    Examples
+    --------
+    >>> estimate_lines({"model": "m", "streams": [{"model_version": None,
+    ...     "estimated_performance": {"available": False, "cause": "no_calibration",
+    ...                               "reason": "too few labels"}}]})
+    ['m (version any): no estimate (too few labels)']
+    """
+    out = []
+    for st in status.get("streams", []):
+        est = st.get("estimated_performance")
+        if est is None or est.get("cause") in ("no_baseline", "slice"):
+            continue
+        head = f"{status['model']} (version {st.get('model_version') or 'any'})"
+        if not est.get("available"):
+            out.append(f"{head}: no estimate ({est.get('reason', 'unavailable')})")
+            continue
+        w, ref = est["window"], est["reference"]
+        if not w.get("count"):
+            out.append(f"{head}: no predictions counted yet")
+            continue
+        parts = [
+            _metric(w, k, label)
+            for k, label in (
+                ("accuracy", "accuracy"),
+                ("precision", "precision"),
+                ("recall", "recall"),
+                ("f1", "F1"),
+                ("roc_auc", "ROC AUC"),
+            )
+        ]
+        out.append(
+            f"{head}: {', '.join(p for p in parts if p)} over the last {w['count']:,} "
+            f"predictions (reference accuracy {ref['accuracy']:.1%})"
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,13 @@ class Alert:
     source rather than in somebody's pager integration.
 
     ``kind`` is an open set: the contract names ``data_drift``, ``prediction_drift``,
-    ``concept_drift``, ``performance``, ``data_quality``, ``schema`` and ``latency``, and
-    consumers must tolerate others. ``window`` describes the reference and current data that
-    were compared (event-time start and end, and counts), ``statistics`` the numbers that
-    justify the alert (before, after, score, threshold, p-value where one applies). Unknown
-    fields read by :meth:`from_json` are kept in ``extra`` and written back by
-    :meth:`to_json`.
+    ``concept_drift``, ``performance``, ``estimated_performance`` (a drop of the accuracy
+    estimated from calibrated scores before the labels arrive), ``data_quality``, ``schema``
+    and ``latency``, and consumers must tolerate others. ``window`` describes the reference
+    and current data that were compared (event-time start and end, and counts),
+    ``statistics`` the numbers that justify the alert (before, after, score, threshold,
+    p-value where one applies). Unknown fields read by :meth:`from_json` are kept in
+    ``extra`` and written back by :meth:`to_json`.
 
     In JSON, non-finite floats inside ``window`` and ``statistics`` become ``null`` (JSON
     has no NaN), so an infinite divergence does not stop an alert from being published.
@@ -48,6 +49,7 @@ class Alert:
         "prediction_drift",
         "concept_drift",
         "performance",
+        "estimated_performance",
         "data_quality",
         "schema",
         "latency",
