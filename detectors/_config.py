@@ -126,10 +126,13 @@ class _Options:
     bocpd_hazard: float = 0.0
     label_ttl: float = 86_400.0
     max_pending_labels: int = 100_000
+    early_label_wait: float = 60.0
+    max_early_labels: int = 10_000
     outcome_block: int = 128
     decision_threshold: float = 0.5
     max_segment_keys: int = 4
     max_segments: int = 8
+    max_features: int = 256
 
 
 _OPTION_NAMES = tuple(f.name for f in fields(_Options))
@@ -231,6 +234,13 @@ class DetectionConfig(_Options):
         prediction waits for its label while it is among them (and within ``label_ttl``);
         older ones are dropped an eighth of this at a time and counted as evicted. Bounds
         the join's memory.
+    early_label_wait : float
+        Seconds of event time a label read before its prediction waits for it (backlogs
+        after a restart read the label topic ahead of the predictions): it gives up at the
+        first block of the model whose events are this much later than the label.
+    max_early_labels : int
+        Labels that may wait so per model (about 150 bytes each); beyond it the oldest is
+        dropped and counted as unmatched.
     outcome_block : int
         Joined (prediction, label) pairs per block of the error-stream detectors.
     decision_threshold : float
@@ -243,6 +253,10 @@ class DetectionConfig(_Options):
     max_segments : int
         Slices per segment key: a value gets its own state once it has ``block`` events, up
         to this many; rarer values stay pooled in the model-wide state.
+    max_features : int
+        Feature names a model stream (and each slice) monitors: the first ones seen; more
+        are counted (``features_over_limit``), never stored, and the first refusal raises one
+        ``schema`` alert (detector ``feature_limit``). About 14 KiB per numeric feature.
     ignore : tuple of str
         Features never monitored, for every model.
     detectors : tuple of str or None
@@ -343,8 +357,10 @@ def _check_options(values: dict[str, Any], where: str) -> None:
         "heavy_hitters",
         "adwin_sub",
         "max_pending_labels",
+        "max_early_labels",
         "outcome_block",
         "max_segments",
+        "max_features",
     )
     for name in positive:
         if name in values and values[name] <= 0:
@@ -398,7 +414,7 @@ def _level(raw: dict[str, Any], where: str, *, top: bool) -> dict[str, Any]:
     if isinstance(options.get("false_alarms_per_million"), int):
         options["false_alarms_per_million"] = float(options["false_alarms_per_million"])
     floats = ("cusum_k", "confirm_alpha", "resolve_alpha", "block_seconds", "label_ttl")
-    floats += ("bocpd_hazard",)
+    floats += ("bocpd_hazard", "early_label_wait")
     for name in (*floats, "decision_threshold"):
         if isinstance(options.get(name), int) and not isinstance(options.get(name), bool):
             options[name] = float(options[name])

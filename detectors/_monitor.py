@@ -8,6 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from ._config import DetectionConfig
+from ._early import EarlyLabel, EarlyLabels
 from ._outcomes import EXPIRED, OutcomeTotals, judged_output
 from ._state import decode_state, encode_state
 from ._stream import _KIND, _PREDICTION, _SEGMENT, _TIME, ModelStream
@@ -30,6 +31,16 @@ def _judged(chunk: list[Any]) -> list[Any]:
     if dict not in set(map(type, raws)):
         return list(map(_PREDICTION, chunk))
     return list(map(judged_output, raws, map(_PREDICTION, chunk)))
+
+
+def _block_edge(st: ModelStream, ev: Any) -> float | None:
+    """The latest event time of the block that ``ev`` closes (before or with it), if any."""
+    span = st.settings.block_seconds
+    if span and st.ptimes and ev.timestamp - st.ptimes[0] >= span:
+        return max(st.ptimes)  # the event-time limit closes the block before ``ev``
+    if len(st.pending) + 1 >= st.settings.block:
+        return max(max(st.ptimes, default=ev.timestamp), ev.timestamp)
+    return None
 
 
 def _version_key(item: tuple) -> tuple:
@@ -78,6 +89,11 @@ class Monitor:
         self._alerts: dict[str, int] = {}
         self._status: dict[str, int] = {"firing": 0, "resolved": 0}
         self._unmatched = 0
+        self._late = 0  # labels that found their prediction after label_ttl
+        self._early_total = 0  # labels that had to wait for their prediction
+        self._early_joined = 0  # of those, joined later
+        # per model, labels read before their prediction, waiting in order (``_early``)
+        self._early: dict[str, EarlyLabels] = {}
 
     # ------------------------------------------------------------------ processing
     def process(self, events: Iterable[Any]) -> list[Any]:
@@ -127,11 +143,46 @@ class Monitor:
             pids = list(map(_PID, part)) if kind == "prediction" else None
             if pids is not None and pids.count(None) == m:
                 pids = None  # nothing for the label join
-            if st.settings.block_seconds:
+            early = self._early.get(model)
+            if early:  # labels wait: release them as predictions come (``_run_waiting``)
+                self._run_waiting(st, part, pids, out, early)
+            elif st.settings.block_seconds:
                 self._run_timed(st, part, pids, out)
             else:
                 self._run_counted(st, part, pids, out)
         return self._tally(out)
+
+    def _run_waiting(
+        self, st: ModelStream, part: list[Any], pids: list | None, out: list[tuple], early: Any
+    ) -> None:
+        """A run of events while labels of the model wait, event by event: a label joins as
+        soon as its prediction is remembered, and gives up only at a block boundary (both
+        independent of batching). Slower, but only while labels wait."""
+        run = self._run_timed if st.settings.block_seconds else self._run_counted
+        for i, ev in enumerate(part):
+            if not early:
+                run(st, part[i:], None if pids is None else pids[i:], out)
+                return
+            edge = _block_edge(st, ev)
+            run(st, [ev], None if pids is None else [pids[i]], out)
+            self._release(st.model, out, edge)
+
+    def _release(self, model: str, out: list[tuple], block_end: float | None) -> None:
+        """Join waiting labels, oldest first, while the oldest finds its prediction; at a
+        block ending at event time ``block_end``, the oldest gives up once overdue."""
+        early = self._early[model]
+        while early:
+            head = early.head()
+            joined = self._join(model, head)
+            if joined is not None:
+                early.joined()
+                self._early_joined += 1
+                out.extend(joined)
+            elif block_end is not None and early.overdue(block_end):
+                early.expire_head()
+                self._unmatched += 1
+            else:
+                return
 
     @staticmethod
     def _run_counted(st: ModelStream, part: list[Any], pids: list | None, out: list[tuple]) -> None:
@@ -194,8 +245,28 @@ class Monitor:
         return ModelStream(model, version, settings, profile=profile, sibling=sibling)
 
     def _label(self, ev: Any) -> list[tuple]:
-        """Join a label with its prediction (see ``_outcomes``); unmatched ones are counted."""
-        versions = self._models.get(ev.model)
+        """Join a label with its prediction (see ``_outcomes``), or queue it until the
+        prediction comes (``_early``: behind any label already waiting, to keep the order)."""
+        early = self._early.get(ev.model)
+        if not early:
+            joined = self._join(ev.model, ev)
+            if joined is not None:
+                return joined
+            if early is None:
+                settings = self.config.for_model(ev.model)
+                early = self._early[ev.model] = EarlyLabels(
+                    settings.early_label_wait, settings.max_early_labels
+                )
+        pid = ev.prediction_id
+        pid = pid if pid.__class__ is str else str(pid)
+        self._unmatched += early.hold(EarlyLabel(pid, ev.timestamp, ev.label, ev.model_version))
+        self._early_total += 1
+        return []
+
+    def _join(self, model: str, ev: Any) -> list[tuple] | None:
+        """The outcome of a label joined now; ``[]`` if its prediction came too long before
+        it (expired), ``None`` if its prediction is not remembered."""
+        versions = self._models.get(model)
         if versions:
             if len(versions) == 1:
                 cands = list(versions.values())
@@ -208,11 +279,11 @@ class Monitor:
             for st in cands:
                 entry = st.joins.take(ev.prediction_id, ev.timestamp)
                 if entry is EXPIRED:
+                    self._late += 1
                     return []
                 if entry is not None:
                     return st.add_outcome(entry, ev.label, ev.timestamp)
-        self._unmatched += 1
-        return []
+        return None
 
     # ------------------------------------------------------------------ models
     def models(self) -> list[str]:
@@ -222,6 +293,7 @@ class Monitor:
     def drop_model(self, model: str) -> None:
         """Forget a model's state (its partition was revoked)."""
         self._models.pop(model, None)
+        self._early.pop(model, None)
 
     def dump_model(self, model: str) -> bytes:
         """Versioned, pickle-free bytes of one model's state (all its versions)."""
@@ -229,7 +301,11 @@ class Monitor:
         streams = [
             versions[v].to_state() for v in sorted(versions, key=lambda v: (v is not None, v or ""))
         ]
-        return encode_state({"kind": _STATE_KIND, "model": model, "streams": streams})
+        state = {"kind": _STATE_KIND, "model": model, "streams": streams}
+        early = self._early.get(model)
+        if early is not None:
+            state["early_labels"] = early.to_state()
+        return encode_state(state)
 
     def load_model(self, model: str, data: bytes) -> None:
         """Restore one model's state from :meth:`dump_model` bytes.
@@ -250,23 +326,45 @@ class Monitor:
             for s in state["streams"]:
                 st = ModelStream.from_state(model, s, settings)
                 versions[st.version] = st
+            early = None
+            if "early_labels" in state:  # absent in states written before it existed
+                early = EarlyLabels.from_state(
+                    state["early_labels"], settings.early_label_wait, settings.max_early_labels
+                )
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            AttributeError,
+            MemoryError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
             raise StateError(f"state: malformed model state ({exc!r})") from exc
         self._models[model] = versions
+        if early is not None:
+            self._early[model] = early
+        else:
+            self._early.pop(model, None)
 
     # ------------------------------------------------------------------ views
     def status(self, model: str) -> dict:
         """JSON-able summary of a model's streams and features (for the /status view)."""
         versions = self._models.get(model, {})
-        return {
+        out = {
             "model": model,
             "streams": [
                 versions[v].status()
                 for v in sorted(versions, key=lambda v: (v is not None, v or ""))
             ],
         }
+        early = self._early.get(model)
+        if early is not None:
+            out["early_labels"] = {**early.counts, "waiting": len(early)}
+        return out
 
     def _streams_of(self, model: str) -> list[ModelStream]:
         """A model's streams: each version, then its tracked slices, in a fixed order."""
@@ -345,11 +443,22 @@ class Monitor:
 
     @property
     def stats(self) -> dict:
-        """Counters of this monitor: events by kind, alerts by kind and by status."""
+        """Counters of this monitor: events by kind, alerts by kind and by status, labels.
+
+        Labels: ``labels_unmatched`` never found their prediction (gave up waiting or pushed
+        out of the early-label buffer), ``labels_expired`` found it after ``label_ttl``,
+        ``labels_early`` were read before their prediction and waited (``_early``), of which
+        ``labels_early_joined`` joined later and ``labels_waiting`` wait now. All but the
+        last only grow (a revoked model's counts stay), like Prometheus counters.
+        """
         return {
             "events": dict(self._events),
             "alerts": dict(self._alerts),
             "alerts_by_status": dict(self._status),
             "labels_unmatched": self._unmatched,
+            "labels_expired": self._late,
+            "labels_early": self._early_total,
+            "labels_early_joined": self._early_joined,
+            "labels_waiting": sum(map(len, self._early.values())),
             "models": len(self._models),
         }

@@ -2,7 +2,13 @@
 
 Layout of a blob::
 
-    b"DLST" | u16 format version | u32 length of the JSON header | JSON header | blobs
+    b"DLST" | u16 format version | u32 length of the JSON header | JSON header
+            | u32 length of the blob sizes | JSON blob sizes | blobs | u32 CRC-32 (version 2)
+
+Version 2 ends with the CRC-32 of everything before it, checked before anything is parsed: a
+bit flip or a truncation anywhere is a :class:`StateError`, never a silently different
+state (CRC-32 catches every single-bit flip and every burst of up to 32 bits). Version 1
+(no checksum) still decodes, so checkpoints written before it load.
 
 The JSON header (orjson) holds the plain values; numpy arrays and opaque byte strings (KLL
 sketches) are stored after it as raw bytes and referenced from the header as
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -25,7 +32,8 @@ from .exceptions import StateError
 __all__ = ["FORMAT_VERSION", "decode_state", "encode_state"]
 
 MAGIC = b"DLST"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_CRC = struct.Struct("<I")
 _HEADER = struct.Struct("<4sHI")
 _DTYPES = frozenset({"<f8", "<f4", "<i8", "<i4", "|i1", "|u1", "|b1", "<u8"})
 
@@ -68,7 +76,8 @@ def encode_state(obj: Any) -> bytes:
     header = orjson.dumps(_pack(obj, blobs))
     sizes = orjson.dumps([len(b) for b in blobs])
     head = _HEADER.pack(MAGIC, FORMAT_VERSION, len(header)) + header
-    return head + struct.pack("<I", len(sizes)) + sizes + b"".join(blobs)
+    body = head + struct.pack("<I", len(sizes)) + sizes + b"".join(blobs)
+    return body + _CRC.pack(zlib.crc32(body))
 
 
 def _unpack(obj: Any, blobs: list[bytes]) -> Any:
@@ -79,7 +88,11 @@ def _unpack(obj: Any, blobs: list[bytes]) -> Any:
                 if dtype not in _DTYPES:
                     raise StateError(f"state: array of unsupported dtype {dtype!r}")
                 arr = np.frombuffer(blobs[index], dtype=np.dtype(dtype))
-                return arr.reshape([int(s) for s in shape]).copy()
+                if not all(type(n) is int and n >= 0 for n in shape) or math.prod(shape) != len(
+                    arr
+                ):  # checked before reshape: the header bounds nothing it does not hold
+                    raise StateError(f"state: array shape {shape!r} does not fit its bytes")
+                return arr.reshape(shape).copy()
             if "$b" in obj:
                 return blobs[obj["$b"]]
             if "$f" in obj:
@@ -103,8 +116,15 @@ def decode_state(data: bytes) -> Any:
         raise StateError("state: truncated header") from exc
     if magic != MAGIC:
         raise StateError("state: not a driftline detector state (bad magic)")
-    if version != FORMAT_VERSION:
-        raise StateError(f"state: unsupported format version {version} (this build reads 1)")
+    if version == 2:
+        if len(data) < _HEADER.size + _CRC.size:
+            raise StateError("state: truncated")
+        (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+        data = data[: -_CRC.size]
+        if zlib.crc32(data) != crc:
+            raise StateError("state: checksum mismatch (corrupt or truncated)")
+    elif version != 1:
+        raise StateError(f"state: unsupported format version {version} (this build reads 1, 2)")
     try:
         pos = _HEADER.size
         header = orjson.loads(data[pos : pos + hlen])
@@ -131,5 +151,8 @@ def decode_state(data: bytes) -> Any:
         TypeError,
         IndexError,
         KeyError,
+        MemoryError,
+        OverflowError,
+        RecursionError,
     ) as exc:
         raise StateError(f"state: corrupt ({exc})") from exc

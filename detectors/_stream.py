@@ -36,6 +36,7 @@ from ._calibration import Calibration
 from ._categorical import CategoricalFeature
 from ._config import StreamSettings
 from ._estimation import EstimateView, Estimator, predicted_classes, unavailable
+from ._limits import cap_features, feature_limit_alert
 from ._numeric import NumericFeature, update_numeric
 from ._outcomes import UNITS as OUTCOME_UNITS
 from ._outcomes import LabelJoin, Outcomes
@@ -303,6 +304,7 @@ class ModelStream:
         cols: list[tuple] | None = None
         absent: dict[str, int] = {}
         trailing: set[str] = set()  # absent from the block's last events
+        limited: list[tuple[int, str, Any]] = []  # the one feature-limit alert (_limits)
         # fast path: every event has the known keys and no others (checked by key counts)
         if not self._order_stale and order and sum(map(len, feats)) == self._nkeys * B:
             try:
@@ -315,7 +317,10 @@ class ModelStream:
             self._nkeys = len(names) if sum(map(len, feats)) == len(names) * B else -1
             names.update(self.features)
             names.update(self.quality.index)
-            order = sorted(n for n in names if n not in ignore)
+            if len(names) > settings.max_features:  # maybe over the limit: never sort them all
+                order, limited = self._cap_features(names, feats, times, seq0)
+            else:
+                order = sorted(n for n in names if n not in ignore)
             cols = [tuple([f.get(n) for f in feats]) for n in order]
             tail = min(MIN_WINDOW, B)
             for n in order:
@@ -473,8 +478,28 @@ class ModelStream:
             segs = list(map(_SEGMENT, events))
             if any(segs):
                 out.extend(self._route(events, segs))
+        out.extend(limited)
         out.sort(key=lambda t: (t[0], t[1], t[2].status))
         return out
+
+    def _cap_features(
+        self, names: set[str], feats: list[dict], times: Any, seq0: int
+    ) -> tuple[list[str], list]:
+        """The names kept under ``max_features`` (``_limits``), sorted, and the alert of the
+        first refusal of the stream (none later)."""
+        cap = self.settings.max_features
+        first = not self.counters.get("features_over_limit")
+        kept, refused, values = cap_features(
+            names, self.quality.index, self.settings.ignore, cap, feats, show=first
+        )
+        self._nkeys = -1  # refused names keep the block on this (counting) path
+        if not values:
+            return kept, []
+        self.counters["features_over_limit"] = self.counters.get("features_over_limit", 0) + values
+        if not first:
+            return kept, []
+        seq = seq0 + len(feats) - 1
+        return kept, [feature_limit_alert(self, refused, cap, float(times[-1]), seq)]
 
     def _output_columns(self, preds: list) -> dict[str, tuple[tuple, np.ndarray | None]]:
         """Raw and (numeric) float columns of the outputs; creates their states."""

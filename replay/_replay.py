@@ -218,6 +218,7 @@ def replay_files(
         first_invalid=tuple(bad.first),
         alerts_by_kind=dict(sorted(alerts_by_kind.items())),
         alerts_by_feature=dict(sorted(alerts_by.items())),
+        labels={k: v for k, v in monitor.stats.items() if k.startswith("labels_")},
         elapsed_seconds=elapsed,
         estimated=tuple(
             line for m in monitor.models() for line in estimate_lines(monitor.status(m))

@@ -12,11 +12,23 @@ __all__ = [
     "estimate_lines",
     "format_counts",
     "format_invalid",
+    "format_labels",
 ]
 
 
 def format_counts(items: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(items.items())) or "none"
+
+
+def format_labels(labels: dict[str, int]) -> str:
+    """``unmatched 3, expired 0, read early 12 (joined 12), waiting at the end 0``."""
+    return (
+        f"unmatched {labels.get('labels_unmatched', 0):,}, "
+        f"expired {labels.get('labels_expired', 0):,}, "
+        f"read before their prediction {labels.get('labels_early', 0):,} "
+        f"(joined {labels.get('labels_early_joined', 0):,}), "
+        f"waiting at the end {labels.get('labels_waiting', 0):,}"
+    )
 
 
 def format_invalid(count: int, by_reason: dict[str, int]) -> str:
@@ -48,6 +60,9 @@ class ReplaySummary:
         Alerts written, per alert kind.
     alerts_by_feature : dict
         Alerts written per ``(kind, feature)``; feature ``-`` for model-level alerts.
+    labels : dict
+        The monitor's label counters (``labels_unmatched``, ``labels_expired``,
+        ``labels_early``, ``labels_early_joined``, ``labels_waiting``: see ``Monitor.stats``).
     elapsed_seconds : float
         Wall time from the first read to the last write.
     report_bytes, report_seconds : int, float
@@ -66,6 +81,7 @@ class ReplaySummary:
     first_invalid: tuple[BadLine, ...]
     alerts_by_kind: dict[str, int]
     alerts_by_feature: dict[tuple[str, str], int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
     report_bytes: int = 0
     report_seconds: float = 0.0
@@ -94,6 +110,8 @@ class ReplaySummary:
             f"  {format_invalid(self.invalid_lines, self.invalid_by_reason)}",
             f"  alerts: {self.alerts:,}",
         ]
+        if self.events_by_kind.get("label"):
+            lines.insert(-1, "  labels: " + format_labels(self.labels))
         if self.alerts:
             lines[-1] += f" ({format_counts(self.alerts_by_kind)})"
         width = max((len(k) for k, _ in self.alerts_by_feature), default=0)

@@ -23,11 +23,13 @@ from typing import Any
 
 import faust
 from driftline.streams._bulk import BulkTransport
+from driftline.streams._deadletter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, DeadLetters
 from driftline.streams._framing import TICK
 from driftline.streams._metrics import WorkerMetrics
 from driftline.streams._router import Router
 from driftline.streams._settings import KafkaSettings, WorkerSettings
 from driftline.streams._shards import ShardProcessor
+from driftline.streams._web import only_documented
 
 __all__ = ["DriftlineApp", "Worker", "build_monitor", "build_worker"]
 
@@ -122,6 +124,17 @@ def changelog_topic_name(app_id: str) -> str:
     return f"{app_id}-{_TABLE}-changelog"
 
 
+def producer_max_request_size(settings: WorkerSettings) -> int:
+    """The producer's request limit: a full internal batch plus one event, with room."""
+    return settings.max_batch_bytes + settings.max_event_bytes + 65536
+
+
+def deadletter_limit(settings: WorkerSettings) -> int:
+    """The largest dead-letter record: the topic's limit or the producer's, the smaller."""
+    topic_limit = settings.deadletter_max_bytes or KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+    return min(topic_limit, producer_max_request_size(settings))
+
+
 def build_monitor(settings: WorkerSettings) -> Any:
     """The worker's :class:`driftline.detectors.Monitor` from ``--config`` and ``--baseline``.
 
@@ -177,7 +190,7 @@ def build_worker(
         broker_commit_interval=settings.commit_interval,
         broker_max_poll_records=settings.max_poll_records,
         consumer_max_fetch_size=4 * 1024 * 1024,
-        producer_max_request_size=settings.max_batch_bytes + settings.max_event_bytes + 65536,
+        producer_max_request_size=producer_max_request_size(settings),
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,  # held messages wait for a checkpoint, never for a rebalance
         table_standby_replicas=0,
@@ -192,6 +205,8 @@ def build_worker(
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_in_thread=False,
+        # Faust's own views (/router/, /table/...) are not served: 404 outside the list
+        web_application_options={"middlewares": [only_documented()]},
     )
     metrics = WorkerMetrics()
     shard_topic = app.topic(
@@ -216,6 +231,8 @@ def build_worker(
         options=dict(_ROCKSDB_OPTIONS) if settings.store == "rocksdb" else None,
     )
     sources = topics.sources
+    source_of_kind = {kind: topic for topic, kind in sources.items()}
+    deadletters = DeadLetters(app.producer, topics.deadletter, deadletter_limit(settings))
     processor = ShardProcessor(
         monitor,
         table,
@@ -229,6 +246,11 @@ def build_worker(
         metrics=metrics,
         window_seconds=settings.window_seconds,
         window_count=settings.window_count,
+        deadletters=deadletters,
+        max_models=settings.max_models,
+        model_idle_seconds=settings.model_idle_seconds,
+        on_bad_state=settings.on_bad_state,
+        end_offset=lambda kind, partition: source_end(app, source_of_kind[kind], partition),
     )
     router = Router(
         app.producer,
@@ -239,6 +261,7 @@ def build_worker(
         settings.max_batch_bytes,
         settings.max_event_bytes,
         metrics,
+        deadletters,
     )
     app.driftline_router = router
     # Subscribe the consumer to the source topics; records never reach a channel (the bulk
@@ -285,7 +308,12 @@ def build_worker(
             rows.append((tp.topic, tp.partition, max(0, highwater - done)))
         return rows
 
-    metrics.bind_gauges(consumer_lag, processor.checkpoint_ages, processor.feature_drift)
+    metrics.bind_gauges(
+        consumer_lag,
+        processor.checkpoint_ages,
+        processor.feature_drift,
+        lambda: processor.monitor.stats,
+    )
     worker = Worker(app, processor, metrics, kafka, settings)
     if web_enabled:
         from driftline.streams._livepage import LivePage
@@ -296,6 +324,16 @@ def build_worker(
         add_views(worker)
         add_page_views(worker)
     return worker
+
+
+def source_end(app: faust.App, topic: str, partition: int) -> int | None:
+    """The end offset of a source partition if this worker's consumer knows it (assigned)."""
+    from faust.types import TP
+
+    try:
+        return app.consumer.highwater(TP(topic, partition))
+    except Exception:  # not assigned here, or not started: nothing to check against
+        return None
 
 
 def is_ready(app: faust.App) -> bool:

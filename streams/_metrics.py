@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 __all__ = ["WorkerMetrics"]
 
@@ -28,10 +28,12 @@ class _Gauges:
         lag: Callable[[], Iterable[tuple[str, int, int]]],
         checkpoint_ages: Callable[[], Mapping[int, float]],
         feature_drift: Callable[[], Iterable[tuple[str, str, float]]],
+        label_counts: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._lag = lag
         self._checkpoint_ages = checkpoint_ages
         self._feature_drift = feature_drift
+        self._label_counts = label_counts
 
     def collect(self):
         lag = GaugeMetricFamily(
@@ -60,6 +62,35 @@ class _Gauges:
         for model, feature, shift in self._feature_drift():
             drift.add_metric([model, feature], shift)
         yield drift
+        if self._label_counts is not None:
+            yield from _label_families(self._label_counts())
+
+
+#: ``Monitor.stats`` key -> ``outcome`` label of ``driftline_labels_total``.
+_LABEL_OUTCOMES = {
+    "labels_unmatched": "unmatched",
+    "labels_expired": "expired",
+    "labels_early": "early",
+    "labels_early_joined": "early_joined",
+}
+
+
+def _label_families(stats: Mapping[str, int]):
+    total = CounterMetricFamily(
+        "driftline_labels",
+        "Labels by outcome: unmatched (no prediction found: gave up waiting or pushed out of "
+        "the early-label buffer), expired (prediction older than label_ttl), early (read "
+        "before their prediction and held), early_joined (held, then joined).",
+        labels=["outcome"],
+    )
+    for key, outcome in _LABEL_OUTCOMES.items():
+        total.add_metric([outcome], stats.get(key, 0))
+    yield total
+    waiting = GaugeMetricFamily(
+        "driftline_labels_waiting", "Labels held now, waiting for their prediction."
+    )
+    waiting.add_metric([], stats.get("labels_waiting", 0))
+    yield waiting
 
 
 class WorkerMetrics:
@@ -86,6 +117,19 @@ class WorkerMetrics:
         self.checkpoints = Counter(
             "driftline_checkpoints", "Detector state writes to the changelog.", registry=r
         )
+        self.state_errors = Counter(
+            "driftline_state_errors",
+            "Checkpoints that failed verification on restore (checksum, ranges, watermarks, "
+            "detector state), per model; see --on-bad-state.",
+            ["model"],
+            registry=r,
+        )
+        self.evicted = Counter(
+            "driftline_models_evicted",
+            "Models dropped from memory (idle, or to make room under --max-models); their "
+            "state stays in the changelog and comes back with their next event.",
+            registry=r,
+        )
         self.routed = Counter(
             "driftline_routed_events", "Source messages forwarded to their shard.", registry=r
         )
@@ -110,10 +154,11 @@ class WorkerMetrics:
         lag: Callable[[], Iterable[tuple[str, int, int]]],
         checkpoint_ages: Callable[[], Mapping[int, float]],
         feature_drift: Callable[[], Iterable[tuple[str, str, float]]],
+        label_counts: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         """Attach the scrape-time gauges once the worker can compute them."""
         if self._gauges is None:
-            self._gauges = _Gauges(lag, checkpoint_ages, feature_drift)
+            self._gauges = _Gauges(lag, checkpoint_ages, feature_drift, label_counts)
             self.registry.register(self._gauges)
 
     def exposition(self) -> bytes:

@@ -234,10 +234,29 @@ class WorkerSettings:
         Upper bound of one internal batch message (raw events framed together).
     max_event_bytes
         Larger events go to the dead-letter topic instead of into a batch.
+    deadletter_max_bytes
+        The dead-letter topic's ``max.message.bytes`` (``driftline worker`` asks the broker;
+        ``None``: Apache Kafka's default, 1,048,588). A dead letter whose record would
+        exceed it, or the producer's request limit, is sent as a reference (``_deadletter``).
     max_poll_records
         Records per fetch. Larger fetches amortise more per-fetch cost but make each batch
         take longer to detect on, which is latency: 1000 keeps p99 under a second at half
         the maximum throughput (benchmarks/stream.py).
+    max_models
+        Models whose detector state a worker keeps in memory (about 15 KiB each plus 14 KiB
+        per numeric feature, see ``benchmarks/detect_cost.py``). At the limit the least
+        recently seen model without unsaved changes is evicted (its state stays in the
+        changelog); a brand-new model that finds none is dead-lettered (reason ``limit``).
+    model_idle_seconds
+        A model with no event for this long is evicted from memory after the next
+        checkpoint of its shard, and restored from the table by its next event.
+    on_bad_state
+        What a checkpoint that fails verification on restore leads to (checksums, ranges,
+        watermarks, the detector state): ``refuse`` (default) keeps the record untouched and
+        sends the model's events to the dead-letter topic (reason ``state``) until an
+        operator repairs it or restarts with ``fresh``, which starts the model anew. Refusing
+        loses least: the events are kept (dead letters can be replayed), the evidence stays
+        in the changelog, and no detector re-warms and changes every later alert silently.
     window_seconds, window_count
         Per-model statistics of ``/status`` (events by kind, dead letters, label joins,
         alerts) are kept in tumbling windows of this many seconds of *event time*, the
@@ -261,7 +280,11 @@ class WorkerSettings:
     web_port: int = 6066
     max_batch_bytes: int = 512 * 1024
     max_event_bytes: int = 256 * 1024
+    deadletter_max_bytes: int | None = None
     max_poll_records: int = 1000
+    max_models: int = 2000
+    model_idle_seconds: float = 600.0
+    on_bad_state: str = "refuse"
     window_seconds: float = 60.0
     window_count: int = 10
     session_timeout: float = 10.0
@@ -277,5 +300,9 @@ class WorkerSettings:
             raise StreamsConfigError("checkpoint interval: events >= 1 and seconds > 0")
         if not 0 < self.window_seconds < float("inf") or not 1 <= self.window_count <= 10_000:
             raise StreamsConfigError("windows: seconds > 0 and a count from 1 to 10000")
+        if self.on_bad_state not in ("refuse", "fresh"):
+            raise StreamsConfigError(f"on_bad_state: refuse or fresh, got {self.on_bad_state!r}")
+        if self.max_models < 1 or not self.model_idle_seconds > 0:
+            raise StreamsConfigError("max_models >= 1 and model_idle_seconds > 0")
         if self.max_event_bytes > self.max_batch_bytes:
             raise StreamsConfigError("max_event_bytes must not exceed max_batch_bytes")

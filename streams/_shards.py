@@ -37,16 +37,20 @@ import logging
 import struct
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from driftline.streams._framing import iter_frames
+from driftline.detectors.exceptions import StateError
+from driftline.streams._deadletter import DeadLetters, Origin
+from driftline.streams._framing import KINDS, iter_frames
 from driftline.streams._metrics import WorkerMetrics
-from driftline.streams._router import deadletter_headers, model_of, shard_of
+from driftline.streams._router import model_of, shard_of
 from driftline.streams._windows import WindowBook, shard_windows_key
 
 __all__ = [
+    "CheckpointHeader",
     "ShardProcessor",
     "chunk_key",
     "header_windows",
@@ -57,14 +61,33 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"DLC2"
+_MAGIC = b"DLC3"  # header with checksums; ``DLC2`` (no checksums) is still read
+_OLD_MAGIC = b"DLC2"
 _LENGTH = struct.Struct(">I")
 #: A model's state can exceed Kafka's default 1 MB record limit (it grows with features and
 #: segments), so it is compressed and split into chunks of at most this size.
 CHUNK_BYTES = 256 * 1024
+#: Bounds a header must respect before anything is allocated for it: 4,096 chunks is 1 GiB
+#: of compressed state, far above any configured model; a state never inflates past 2 GiB.
+MAX_CHUNKS = 4096
+MAX_STATE_BYTES = 2 << 30
+_MAX_OFFSET = 2**63 - 1
+
+#: Models dumped into a checkpoint between two yields to the event loop.
+_YIELD_EVERY = 32
 
 #: (event kind, source partition) -> highest source offset applied to a model's state.
 Watermarks = dict[tuple[str, int], int]
+
+
+class CheckpointHeader(NamedTuple):
+    """A model's checkpoint header: which chunks hold its state, and its watermarks."""
+
+    generation: int
+    chunks: int
+    marks: Watermarks
+    crc: int | None  # CRC-32 of the joined compressed chunks (None: a DLC2 header)
+    size: int | None  # length of the uncompressed state
 
 
 def fence_key(shard: int) -> bytes:
@@ -81,7 +104,8 @@ def chunk_key(model_key: bytes, generation: int, index: int) -> bytes:
 def pack_checkpoint(
     marks: Watermarks, state: bytes, generation: int, windows: dict | None = None
 ) -> tuple[bytes, list[bytes]]:
-    """The header record (magic, JSON: generation, chunk count, watermarks) and the chunks.
+    """The header record (magic, JSON: generation, chunk count, watermarks, checksums; then a
+    CRC-32 of the record) and the chunks.
 
     Chunks are written first and the header last, under a new generation, so that a crash
     in the middle leaves the previous header pointing at the previous, complete chunks.
@@ -94,32 +118,68 @@ def pack_checkpoint(
         "generation": generation,
         "chunks": len(chunks),
         "marks": [[kind, partition, offset] for (kind, partition), offset in marks.items()],
+        "crc": zlib.crc32(packed),
+        "size": len(state),
     }
     if windows is not None:
         header["windows"] = windows
     doc = orjson.dumps(header)
-    return _MAGIC + _LENGTH.pack(len(doc)) + doc, chunks
+    record = _MAGIC + _LENGTH.pack(len(doc)) + doc
+    return record + _LENGTH.pack(zlib.crc32(record)), chunks
 
 
 def _header_doc(value: bytes) -> Any:
-    """The JSON document of a header; ``ValueError`` if ``value`` is not a readable one."""
-    if not isinstance(value, bytes | bytearray) or value[:4] != _MAGIC or len(value) < 8:
-        raise ValueError("not a driftline checkpoint")
+    """The JSON document of a header; :class:`StateError` if ``value`` is not a sound one."""
+    if not isinstance(value, bytes | bytearray) or len(value) < 8:
+        raise StateError("checkpoint header: not a driftline checkpoint")
+    magic = bytes(value[:4])
     (length,) = _LENGTH.unpack_from(value, 4)
+    if magic == _MAGIC:
+        if len(value) != 8 + length + 4:
+            raise StateError("checkpoint header: truncated or padded")
+        (crc,) = _LENGTH.unpack_from(value, 8 + length)
+        if zlib.crc32(value[: 8 + length]) != crc:
+            raise StateError("checkpoint header: checksum mismatch")
+    elif magic != _OLD_MAGIC:
+        raise StateError("checkpoint header: not a driftline checkpoint")
     try:
-        return orjson.loads(value[8 : 8 + length])
+        doc = orjson.loads(value[8 : 8 + length])
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"checkpoint header unreadable: {exc}") from None
+        raise StateError(f"checkpoint header unreadable: {exc}") from None
+    if not isinstance(doc, dict):
+        raise StateError("checkpoint header: not an object")
+    return doc
 
 
-def unpack_header(value: bytes) -> tuple[int, int, Watermarks]:
-    """``(generation, chunk count, watermarks)`` of a header; ``ValueError`` otherwise."""
+def _count(value: Any, upper: int, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= upper:
+        raise StateError(f"checkpoint header: {what} {value!r} out of range")
+    return value
+
+
+def unpack_header(value: bytes) -> CheckpointHeader:
+    """The header's fields, every one range-checked; :class:`StateError` otherwise."""
     doc = _header_doc(value)
     try:
-        marks = {(str(k), int(p)): int(o) for k, p, o in doc["marks"]}
-        return int(doc["generation"]), int(doc["chunks"]), marks
+        marks = {}
+        for kind, partition, offset in doc["marks"]:
+            if kind not in KINDS:
+                raise StateError(f"checkpoint header: unknown event kind {kind!r}")
+            marks[(kind, _count(partition, 1 << 20, "partition"))] = _count(
+                offset, _MAX_OFFSET, "offset"
+            )
+        generation = _count(doc["generation"], _MAX_OFFSET, "generation")
+        chunks = _count(doc["chunks"], MAX_CHUNKS, "chunk count")
+        crc = doc.get("crc")
+        size = doc.get("size")
+        if bytes(value[:4]) == _MAGIC:
+            crc = _count(crc, 2**32 - 1, "checksum")
+            size = _count(size, MAX_STATE_BYTES, "state size")
+        return CheckpointHeader(generation, chunks, marks, crc, size)
     except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"checkpoint header unreadable: {exc}") from None
+        if isinstance(exc, StateError):
+            raise
+        raise StateError(f"checkpoint header unreadable: {exc!r}") from None
 
 
 def header_windows(value: bytes) -> dict | None:
@@ -128,17 +188,38 @@ def header_windows(value: bytes) -> dict | None:
         doc = _header_doc(value)
     except ValueError:
         return None
-    return doc.get("windows") if isinstance(doc, dict) else None
+    return doc.get("windows")
 
 
-def unpack_state(chunks: list[bytes | None]) -> bytes:
-    """Join and decompress the chunks; ``ValueError`` if one is missing or corrupt."""
+def unpack_state(
+    chunks: list[bytes | None], crc: int | None = None, size: int | None = None
+) -> bytes:
+    """Join, verify (``crc``, ``size`` from the header) and decompress the chunks;
+    :class:`StateError` if one is missing or anything does not match. Decompression stops
+    at ``size`` (or :data:`MAX_STATE_BYTES`): a forged stream cannot inflate memory."""
     if any(chunk is None for chunk in chunks):
-        raise ValueError("checkpoint chunk missing")
+        raise StateError("checkpoint chunk missing")
+    packed = b"".join(chunks)  # type: ignore[arg-type]
+    if crc is not None and zlib.crc32(packed) != crc:
+        raise StateError("checkpoint state: checksum mismatch")
+    limit = MAX_STATE_BYTES if size is None else size
+    inflate = zlib.decompressobj()
     try:
-        return zlib.decompress(b"".join(chunks))  # type: ignore[arg-type]
+        state = inflate.decompress(packed, limit + 1)
     except zlib.error as exc:
-        raise ValueError(f"checkpoint state corrupt: {exc}") from None
+        raise StateError(f"checkpoint state corrupt: {exc}") from None
+    if len(state) > limit or inflate.unconsumed_tail or not inflate.eof:
+        raise StateError("checkpoint state: longer than its header says, or cut short")
+    if size is not None and len(state) != size:
+        raise StateError("checkpoint state: shorter than its header says")
+    return state
+
+
+class _Refusal(NamedTuple):
+    """Why a model's event goes to the dead-letter topic instead of its state."""
+
+    error: str
+    reason: str
 
 
 class _Shard:
@@ -195,6 +276,11 @@ class ShardProcessor:
         metrics: WorkerMetrics,
         window_seconds: float = 60.0,
         window_count: int = 10,
+        deadletters: DeadLetters | None = None,
+        max_models: int = 2000,
+        model_idle_seconds: float = 600.0,
+        on_bad_state: str = "refuse",
+        end_offset: Callable[[str, int], int | None] | None = None,
     ) -> None:
         from driftline.schemas import ContractError, decode_event
 
@@ -206,7 +292,7 @@ class ShardProcessor:
         self._shards_total = shards
         self._topic_of_kind = sources
         self._alerts_topic = alerts_topic
-        self._deadletter = deadletter_topic
+        self._deadletters = deadletters or DeadLetters(producer, deadletter_topic)
         self._every_events = checkpoint_events
         self._every_seconds = checkpoint_seconds
         self._metrics = metrics
@@ -224,6 +310,16 @@ class ShardProcessor:
         self._kind_of_topic = {topic: kind for kind, topic in sources.items()}
         # the shard whose batch is being handled, and the dead letters it sent so far
         self._here: tuple[int, _Shard, list[tuple]] | None = None
+        self._max_models = max_models
+        self._idle_seconds = model_idle_seconds
+        # model in memory -> perf_counter of its last batch, least recently seen first
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.evicted = 0  # models dropped from memory while idle (state kept in the table)
+        if on_bad_state not in ("refuse", "fresh"):
+            raise ValueError(f"on_bad_state: refuse or fresh, not {on_bad_state!r}")
+        self._on_bad_state = on_bad_state
+        self._bad_state: dict[str, str] = {}  # model -> why its checkpoint was refused
+        self._end_offset = end_offset or (lambda kind, partition: None)
 
     # -- rebalance -------------------------------------------------------------------------
 
@@ -251,6 +347,8 @@ class ShardProcessor:
         with no watermarks, which the next owner would restore: a silent restart of the
         model's detection) nor acknowledges messages the new owner must read again.
         """
+        for model in [m for m in self._bad_state if shard_of(m, self._shards_total) in shards]:
+            del self._bad_state[model]  # the next owner (maybe this worker) tries again
         for shard in shards:
             book = self._shards.pop(shard, None)
             if book is None:
@@ -285,6 +383,7 @@ class ShardProcessor:
         used = []  # the frames behind ``events``, for the dead-letter topic if detection fails
         counts: dict[str, int] = {}
         oldest_ms = None
+        touched: set[str] = set()  # models of this batch: never evicted while it runs
         for frame in frames:
             try:
                 ev = decode(frame.raw, frame.kind)
@@ -300,19 +399,19 @@ class ShardProcessor:
                 continue
             model = ev.model
             if model not in book.models:
-                if shard_of(model, self._shards_total) != shard:
-                    # The router and this shard disagree on ownership: only possible when
-                    # workers run with different shard counts. Never mix states silently.
+                refusal = self._refusal(model, shard, touched) or self._restore(model, book)
+                if refusal is not None:
                     await self._dead(
                         frame.raw,
-                        "model: routed to the wrong shard (workers disagree on the count)",
+                        refusal.error,
                         self._topic_of_kind[frame.kind],
                         frame.partition,
                         frame.offset,
-                        reason="routing",
+                        reason=refusal.reason,
                     )
                     continue
-                self._restore(model, book)
+                self._seen[model] = started
+            touched.add(model)
             marks = all_marks.get(model)
             if marks is None:
                 marks = all_marks[model] = {}
@@ -369,6 +468,11 @@ class ShardProcessor:
             for kind, n in counts.items():
                 self._metrics.events.labels(self._topic_of_kind[kind], kind).inc(n)
         self._count_dead_letters()
+        seen = self._seen
+        for model in touched:
+            if model in seen:  # least recently seen first (``_admit``)
+                seen.move_to_end(model)
+                seen[model] = started
         if book.revoked:  # revoked while alerts were being sent: no checkpoint, no ack
             return
         book.held.append(event)
@@ -463,35 +567,114 @@ class ShardProcessor:
                 for shard, book in sorted(self._shards.items())
             },
             "events_processed": self.processed,
+            "labels": {k: v for k, v in self.monitor.stats.items() if k.startswith("labels_")},
             "models": models,
         }
 
     # -- internals -------------------------------------------------------------------------
 
-    def _restore(self, model: str, book: _Shard) -> None:
-        """Load a model's last checkpoint from the table the first time the shard sees it."""
-        book.models.add(model)
+    def _restore(self, model: str, book: _Shard) -> _Refusal | None:
+        """Load a model's last checkpoint from the table the first time the shard sees it.
+
+        A checkpoint that cannot be trusted (checksums, ranges, watermarks beyond their
+        partition's end, a state the monitor refuses) is a :class:`StateError`, logged,
+        counted in ``driftline_state_errors_total`` and handled by ``on_bad_state``:
+        ``refuse`` (default) leaves the record untouched and returns the refusal, so that
+        the model's events go to the dead-letter topic; ``fresh`` starts the model anew.
+        """
+        bad = self._bad_state.get(model)
+        if bad is not None:
+            return _Refusal(bad, "state")
         key = model.encode()
         value = self._table.get(key)
         if value is None:
             # No checkpoint: start clean, whatever a handler interrupted by a rebalance left
             # in the monitor; the messages since the last commit are all read again.
+            book.models.add(model)
             self._forget({model})
-            return
+            return None
         try:
-            generation, count, marks = unpack_header(value)
-            state = unpack_state(
-                [self._table.get(chunk_key(key, generation, i)) for i in range(count)]
-            )
-            self.monitor.load_model(model, state)
-        except Exception as exc:  # corrupt or foreign record: start over, loudly
-            log.error("checkpoint of model %r unusable, starting fresh: %s", model, exc)
+            head = unpack_header(value)
+            self._check_marks(head.marks)
+            chunks = [
+                self._table.get(chunk_key(key, head.generation, i)) for i in range(head.chunks)
+            ]
+            self.monitor.load_model(model, unpack_state(chunks, head.crc, head.size))
+        except StateError as exc:
+            error = f"state: checkpoint of model {model!r} refused: {exc}"
+            self._metrics.state_errors.labels(model).inc()
             self.monitor.drop_model(model)
             self.windows.drop(model)
-            return
+            if self._on_bad_state == "refuse":
+                log.error("%s; its events go to the dead-letter topic (--on-bad-state)", error)
+                self._bad_state[model] = error
+                return _Refusal(error, "state")
+            log.error("%s; starting it fresh (--on-bad-state fresh)", error)
+            book.models.add(model)
+            return None
+        book.models.add(model)
         self.windows.load(model, header_windows(value))
-        self._marks[model] = marks
-        self._generation[model] = (generation, count)
+        self._marks[model] = head.marks
+        self._generation[model] = (head.generation, head.chunks)
+        return None
+
+    def _check_marks(self, marks: Watermarks) -> None:
+        """A watermark at or past its source partition's end offset (when this worker knows
+        it) cannot come from this cluster's stream: every later event would be skipped."""
+        for (kind, partition), offset in marks.items():
+            end = self._end_offset(kind, partition)
+            if end is not None and offset >= end:
+                raise StateError(
+                    f"watermark {offset} of {kind} partition {partition} is past its end {end}"
+                )
+
+    def _refusal(self, model: str, shard: int, touched: set[str]) -> _Refusal | None:
+        """Why a model new to this shard's memory cannot be taken on, if it cannot."""
+        if shard_of(model, self._shards_total) != shard:
+            # The router and this shard disagree on ownership: only possible when workers
+            # run with different shard counts. Never mix states silently.
+            return _Refusal(
+                "model: routed to the wrong shard (workers disagree on the count)", "routing"
+            )
+        if not self._admit(model, touched):
+            return _Refusal(
+                f"model: over the limit of {self._max_models} models in a worker's memory "
+                "(--max-models); its state would not be bounded",
+                "limit",
+            )
+        return None
+
+    def _admit(self, model: str, touched: set[str]) -> bool:
+        """Whether a model new to this worker's memory may be loaded or created.
+
+        Under ``max_models`` models in memory: yes. At the limit, the least recently seen
+        models without unsaved changes are evicted first (their state is in the table and
+        comes back with their next event); a model that already has state in the table is
+        always admitted (refusing it would lose its events); only a brand-new model is
+        refused when nothing can be evicted.
+        """
+        if len(self._seen) < self._max_models:
+            return True
+        for victim in self._seen:
+            book = self._shards.get(shard_of(victim, self._shards_total))
+            if book is not None and victim not in book.dirty and victim not in touched:
+                self._evict(book, victim)
+                return True
+        return self._table.get(model.encode()) is not None
+
+    def _evict_idle(self, book: _Shard, before: float) -> None:
+        """Drop the book's models not seen since ``before`` (all are checkpointed now)."""
+        seen = self._seen
+        for model in [m for m in book.models if seen.get(m, 0.0) < before]:
+            self._evict(book, model)
+
+    def _evict(self, book: _Shard, model: str) -> None:
+        book.models.discard(model)
+        book.dirty.discard(model)
+        self._forget({model})
+        self.last_alert.pop(model, None)
+        self.evicted += 1
+        self._metrics.evicted.inc()
 
     def _forget(self, models: set[str]) -> None:
         """Drop the detector state and book-keeping of ``models`` from this worker."""
@@ -500,6 +683,7 @@ class ShardProcessor:
             self.windows.drop(model)
             self._marks.pop(model, None)
             self._generation.pop(model, None)
+            self._seen.pop(model, None)
 
     async def _checkpoint(self, book: _Shard, ack: Callable) -> None:
         """Deliver pending output, write dirty models to the table, then acknowledge."""
@@ -511,7 +695,13 @@ class ShardProcessor:
         table = self._table
         dump = self.monitor.dump_model
         wrote = bool(book.dirty)
-        for model in book.dirty:
+        for n, model in enumerate(list(book.dirty)):
+            if n and n % _YIELD_EVERY == 0:
+                # thousands of dirty models (a flood of model names) take seconds to dump:
+                # let the web views and the consumer loop run in between
+                await asyncio.sleep(0)
+                if book.revoked:  # the state was dropped meanwhile: write nothing more
+                    return
             key = model.encode()
             old_generation, old_count = self._generation.get(model, (0, 0))
             generation = old_generation + 1
@@ -541,6 +731,7 @@ class ShardProcessor:
             await ack(event)
         book.events_since = 0
         book.last_checkpoint = time.monotonic()
+        self._evict_idle(book, time.perf_counter() - self._idle_seconds)
 
     async def _fence(self, shard: int) -> None:
         """End a checkpoint with a record batch of its own, delivered before the acks.
@@ -566,10 +757,8 @@ class ShardProcessor:
         offset: int,
         reason: str = "batch",
     ) -> None:
-        headers = deadletter_headers(error, topic, partition, offset)
-        self._pending.append(
-            await self._producer.send(self._deadletter, None, raw, None, None, headers)
-        )
+        where = Origin(error, topic, partition, offset)
+        self._pending.append(await self._deadletters.send(None, raw, where))
         self._metrics.invalid.labels(topic, reason).inc()
         self._note_dead(raw, topic, partition, offset, reason)
 

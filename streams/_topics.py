@@ -8,12 +8,12 @@ co-partitioned with it), so it is created here explicitly and checked.
 
 from __future__ import annotations
 
-from driftline.streams._admin import create_topics, partition_counts
+from driftline.streams._admin import create_topics, max_message_bytes, partition_counts
 from driftline.streams._app import shard_topic_name
 from driftline.streams._settings import KafkaSettings, WorkerSettings
 from driftline.streams.exceptions import TopicLayoutError
 
-__all__ = ["ensure_topics", "ensure_topics_sync"]
+__all__ = ["deadletter_limit_sync", "ensure_topics", "ensure_topics_sync"]
 
 #: The shard topic holds a copy of every event only until its shard has processed it; a day
 #: covers any realistic outage of the workers without keeping the stream twice for ever.
@@ -71,3 +71,26 @@ def ensure_topics_sync(kafka: KafkaSettings, settings: WorkerSettings) -> dict[s
     import asyncio
 
     return asyncio.run(ensure_topics(kafka, settings))
+
+
+def deadletter_limit_sync(kafka: KafkaSettings, topic: str) -> int | None:
+    """The dead-letter topic's ``max.message.bytes`` as the broker describes it, or ``None``.
+
+    Asked once at start-up so that the dead-letter producer's limit follows the broker's
+    (``None``: not described or not reachable; the worker then assumes Kafka's default).
+    """
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def ask() -> int | None:
+        admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs(), request_timeout_ms=15000)
+        try:
+            await admin.start()
+            return await max_message_bytes(admin, topic)
+        except Exception:  # unreachable now: the worker's own connection will say so
+            return None
+        finally:
+            await admin.close()
+
+    return asyncio.run(ask())

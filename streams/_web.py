@@ -5,6 +5,11 @@ Served by Faust's own web server (aiohttp), bound to 127.0.0.1 by default: ``/st
 and the page reveal model names and statistics, so exposing them is a deliberate choice
 (``--web-host``). The page is one self-contained HTML file shipped in the package; its
 Content-Security-Policy lets it load nothing but its own inline code and this worker's JSON.
+
+Faust also mounts views of its own (``/router/``, ``/table/<name>/<key>/`` which returned
+checkpoint headers, ``/graph/``, ``/stats/``...). None is documented or needed, so every
+request passes :func:`only_documented`, which answers 404 for any path outside
+:data:`SERVED_PATHS`. That set is the one place to extend when a route is added.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from driftline.streams._app import Worker
 
-__all__ = ["PAGE_PREFIX", "add_page_views", "add_views"]
+__all__ = [
+    "PAGE_PREFIX",
+    "SERVED_PATHS",
+    "add_page_views",
+    "add_views",
+    "is_served",
+    "only_documented",
+]
 
 _PROMETHEUS = "text/plain; version=0.0.4"
 #: Every JSON route of the live page starts with this (the page itself is ``/``).
@@ -28,6 +40,31 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
+
+#: Every path the worker answers: an entry is an exact path, or, ending in ``/``, a prefix
+#: (``"/static/"`` would serve everything below it). Anything else is a 404.
+SERVED_PATHS = frozenset({"/health", "/ready", "/metrics", "/status", "/", PAGE_PREFIX})
+
+
+def is_served(path: str) -> bool:
+    """Whether ``path`` is in :data:`SERVED_PATHS` (a trailing ``/`` is ignored)."""
+    if path in SERVED_PATHS or (len(path) > 1 and path.rstrip("/") in SERVED_PATHS):
+        return True
+    return any(p.endswith("/") and len(p) > 1 and path.startswith(p) for p in SERVED_PATHS)
+
+
+def only_documented() -> Any:
+    """An aiohttp middleware that answers 404 outside :data:`SERVED_PATHS`; for Faust's
+    ``web_application_options`` (``build_worker`` installs it)."""
+    from aiohttp import web
+
+    @web.middleware
+    async def middleware(request: Any, handler: Any) -> Any:
+        if not is_served(request.path):
+            raise web.HTTPNotFound()
+        return await handler(request)
+
+    return middleware
 
 
 def add_views(worker: Worker) -> None:

@@ -121,6 +121,26 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="how many of those windows /status keeps per model (default 10)",
     )
+    worker.add_argument(
+        "--max-models",
+        type=int,
+        default=2000,
+        help="models kept in memory (about 15 KiB + 14 KiB per numeric feature each); the "
+        "least recently seen are evicted to the changelog (default 2000)",
+    )
+    worker.add_argument(
+        "--model-idle-seconds",
+        type=float,
+        default=600.0,
+        help="evict a model from memory after this long without events (default 600)",
+    )
+    worker.add_argument(
+        "--on-bad-state",
+        choices=("refuse", "fresh"),
+        default="refuse",
+        help="a checkpoint that fails verification: refuse (default: keep it, dead-letter "
+        "the model's events) or fresh (start the model anew)",
+    )
     worker.add_argument("--web-host", default="127.0.0.1")
     worker.add_argument("--web-port", type=int, default=6066, help="0 disables the web server")
     worker.add_argument("--session-timeout", type=float, default=10.0, help="seconds")
@@ -236,6 +256,9 @@ def _worker(args: argparse.Namespace) -> int:
             checkpoint_seconds=args.checkpoint_seconds,
             window_seconds=args.window_seconds,
             window_count=args.windows,
+            max_models=args.max_models,
+            model_idle_seconds=args.model_idle_seconds,
+            on_bad_state=args.on_bad_state,
             web_host=args.web_host,
             web_port=args.web_port,
             session_timeout=args.session_timeout,
@@ -243,12 +266,16 @@ def _worker(args: argparse.Namespace) -> int:
             rebalance_timeout=args.session_timeout,
             loglevel=args.loglevel,
         )
+        from dataclasses import replace
+
         from driftline.streams._app import build_monitor, build_worker
-        from driftline.streams._topics import ensure_topics_sync
+        from driftline.streams._topics import deadletter_limit_sync, ensure_topics_sync
 
         monitor = build_monitor(settings)  # a bad --config or --baseline fails before Kafka
         if not args.no_create_topics:
             ensure_topics_sync(kafka, settings)
+        limit = deadletter_limit_sync(kafka, settings.topics.deadletter)
+        settings = replace(settings, deadletter_max_bytes=limit)
         worker = build_worker(kafka, settings, monitor)
     except (StreamsError, ReplayError, ValueError, OSError) as exc:
         print(f"driftline worker: {exc}", file=sys.stderr)

@@ -107,8 +107,9 @@ def test_checkpoint_round_trip_in_chunks_and_rejects_foreign_bytes():
     state = random.Random(1).randbytes(3 * CHUNK_BYTES)  # incompressible: several chunks
     header, chunks = pack_checkpoint(marks, state, generation=5)
     assert len(chunks) >= 3 and all(len(c) <= CHUNK_BYTES for c in chunks)
-    assert unpack_header(header) == (5, len(chunks), marks)
-    assert unpack_state(chunks) == state
+    head = unpack_header(header)
+    assert (head.generation, head.chunks, head.marks) == (5, len(chunks), marks)
+    assert unpack_state(chunks, head.crc, head.size) == state
     with pytest.raises(ValueError):
         unpack_state([*chunks[:-1], None])
     with pytest.raises(ValueError):
@@ -256,8 +257,12 @@ class _CountingMonitor:
     def labels_joined(self, model):
         return 0
 
+    @property
+    def stats(self):
+        return {"labels_unmatched": 0}
 
-def _processor(table: dict, producer: _Producer, every: int = 3):
+
+def _processor(table: dict, producer: _Producer, every: int = 3, **limits):
     from driftline.streams._metrics import WorkerMetrics
     from driftline.streams._shards import ShardProcessor
 
@@ -266,7 +271,7 @@ def _processor(table: dict, producer: _Producer, every: int = 3):
         monitor, table, producer, shards=1,
         sources={"prediction": "preds", "feature": "feats", "label": "labels"},
         alerts_topic="alerts", deadletter_topic="dead", checkpoint_events=every,
-        checkpoint_seconds=3600, metrics=WorkerMetrics(),
+        checkpoint_seconds=3600, metrics=WorkerMetrics(), **limits,
     )  # fmt: skip
     proc.on_assigned({0})
     return proc, monitor
@@ -304,7 +309,7 @@ def test_shard_skips_redelivered_events_and_restores_from_its_checkpoint():
     assert acked == [10] and b"m" in table  # 4 >= 3 events: checkpointed, then acked
     # after the checkpoint: a fence record, flushed alone (before and after), before the ack
     assert table.pop(fence_key(0)) == b"1" and producer.flushes == 2
-    generation, count, _ = unpack_header(table[b"m"])
+    generation, count, *_ = unpack_header(table[b"m"])
     assert len(table) == 1 + count  # the header and this generation's chunks, nothing older
     # the router re-forwards the same source records (a crash before its commit)
     asyncio.run(run(proc, [(11, first)]))
@@ -455,3 +460,123 @@ def test_a_rebalance_during_a_handler_never_checkpoints_dropped_state(checkpoint
     # Faust redelivers from the last commit; the same worker owns the shard again
     asyncio.run(feed([(11, [*good[4:7], bad]), (12, good[7:])]))
     assert monitor.counts == ({"m": 10} if first else {"m": 6})
+
+
+def test_models_over_the_memory_limit_are_evicted_clean_or_refused_new():
+    import asyncio
+
+    table: dict = {}
+    producer = _Producer()
+    proc, monitor = _processor(table, producer, every=1, max_models=3)
+
+    async def ack(event):
+        return None
+
+    async def run(offset, frames):
+        await proc.handle(_Event(_batch(frames), 0, offset), ack)
+
+    for j, model in enumerate("abc"):
+        asyncio.run(run(j, [(0, 0, j, -1, _event_bytes(model, j))]))
+    assert set(monitor.counts) == set("abc")  # each checkpointed (every event)
+    asyncio.run(run(3, [(0, 0, 3, -1, _event_bytes("d", 3))]))
+    assert set(monitor.counts) == set("bcd")  # a: least recently seen, clean: evicted
+    assert proc.evicted == 1
+    asyncio.run(run(4, [(0, 0, 4, -1, _event_bytes("a", 4))]))
+    assert monitor.counts["a"] == 2  # restored from its checkpoint, not restarted
+    # every model in memory has unsaved changes: a brand-new one is refused, not allocated
+    busy, busy_monitor = _processor({}, _Producer(), every=100, max_models=2)
+
+    async def fill():
+        frames = [(0, 0, i, -1, _event_bytes(m, i)) for i, m in enumerate(["x", "y", "z"])]
+        await busy.handle(_Event(_batch(frames), 0, 0), ack)
+
+    asyncio.run(fill())
+    assert set(busy_monitor.counts) == {"x", "y"}
+    dead = [headers for topic, _, _, headers in busy._producer.sent if topic == "dead"]
+    assert len(dead) == 1 and dict(dead[0])["error"].startswith(b"model: over the limit")
+
+
+def test_idle_models_leave_memory_after_a_checkpoint_and_come_back():
+    import asyncio
+
+    table: dict = {}
+    proc, monitor = _processor(table, _Producer(), every=2, model_idle_seconds=1e-9)
+
+    async def ack(event):
+        return None
+
+    async def run(offset, frames):
+        await proc.handle(_Event(_batch(frames), 0, offset), ack)
+
+    asyncio.run(run(0, [(0, 0, i, -1, _event_bytes("idle", i)) for i in range(2)]))
+    assert monitor.counts == {} and proc.evicted == 1  # checkpointed, then evicted
+    assert "idle" not in proc.status()["models"]
+    asyncio.run(run(1, [(0, 0, 2, -1, _event_bytes("idle", 2))]))
+    assert monitor.counts == {"idle": 3}
+
+
+def test_checkpoint_records_refuse_every_bit_flip_and_truncation():
+    from driftline.detectors.exceptions import StateError
+
+    marks = {("prediction", 0): 41, ("label", 3): 7}
+    state = random.Random(2).randbytes(40_000) + bytes(60_000)
+    header, chunks = pack_checkpoint(marks, state, generation=3, windows={"w": [1, 2]})
+    rnd = random.Random(18)
+    accepted = 0
+    for trial in range(10_000):
+        head, parts = bytearray(header), [bytearray(c) for c in chunks]
+        target = head if trial % 2 else parts[rnd.randrange(len(parts))]
+        if trial % 7 == 6:
+            del target[rnd.randrange(len(target)) :]
+        else:
+            pos = rnd.randrange(len(target) * 8)
+            target[pos // 8] ^= 1 << (pos % 8)
+        try:
+            h = unpack_header(bytes(head))
+            got = unpack_state([bytes(p) for p in parts], h.crc, h.size)
+        except StateError:
+            continue
+        accepted += got != state or h.marks != marks  # identical bytes are no harm
+    assert accepted == 0
+
+
+def _restore_with(table, **options):
+    import asyncio
+
+    producer = _Producer()
+    proc, monitor = _processor(table, producer, **options)
+
+    async def ack(event):
+        return None
+
+    frames = [(0, 0, 5000, -1, _event_bytes("m", 5000))]
+    asyncio.run(proc.handle(_Event(_batch(frames), 0, 99), ack))
+    dead = [dict(h) for topic, _, _, h in producer.sent if topic == "dead"]
+    return proc, monitor, dead
+
+
+def test_a_bad_checkpoint_is_refused_by_default_and_started_fresh_on_request():
+    import zlib
+
+    table: dict = {}
+    header, chunks = pack_checkpoint({("prediction", 0): 10}, orjson.dumps(4), 1)
+    table[b"m"] = header
+    table[chunk_key(b"m", 1, 0)] = chunks[0][:-1] + bytes([chunks[0][-1] ^ 1])  # one bit
+    proc, monitor, dead = _restore_with(table)
+    assert monitor.counts == {} and "m" not in proc.status()["models"]
+    assert len(dead) == 1 and dead[0]["error"].startswith(b"state: checkpoint of model 'm'")
+    assert proc._metrics.state_errors.labels("m")._value.get() == 1
+    assert table[chunk_key(b"m", 1, 0)] != chunks[0]  # the evidence is left as it was
+    _, monitor, dead = _restore_with(table, on_bad_state="fresh")
+    assert monitor.counts == {"m": 1} and dead == []  # started anew, loudly (logged)
+    # a forged header (checksum recomputed) whose watermark is past the partition's end
+    forged, chunks = pack_checkpoint({("prediction", 0): 10**12}, orjson.dumps(4), 1)
+    table = {b"m": forged, chunk_key(b"m", 1, 0): chunks[0]}
+    _, monitor, dead = _restore_with(table, end_offset=lambda kind, partition: 6000)
+    assert monitor.counts == {} and b"past its end" in dead[0]["error"]
+    # a header written before checksums (DLC2) still loads
+    doc = orjson.dumps({"generation": 1, "chunks": 1, "marks": [["prediction", 0, 10]]})
+    old = b"DLC2" + len(doc).to_bytes(4, "big") + doc
+    table = {b"m": old, chunk_key(b"m", 1, 0): zlib.compress(orjson.dumps(4))}
+    _, monitor, dead = _restore_with(table)
+    assert monitor.counts == {"m": 5} and dead == []
