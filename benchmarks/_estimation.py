@@ -18,6 +18,7 @@ windows of 5,000), from the monitor's cumulative estimate (``Monitor.status``).
 from __future__ import annotations
 
 import numpy as np
+
 from driftline.detectors import DetectionConfig, Monitor, build_baseline
 from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
 

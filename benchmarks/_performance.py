@@ -18,6 +18,7 @@ accuracy before and after as the alert states them.
 from __future__ import annotations
 
 import numpy as np
+
 from driftline.detectors import DetectionConfig, Monitor, build_baseline
 from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
 

@@ -38,6 +38,7 @@ import heapq
 import statistics
 
 import numpy as np
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
 

@@ -12,6 +12,7 @@ the same generator (the case where ties used to be lost).
 from __future__ import annotations
 
 import numpy as np
+
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
 from driftline.schemas import PredictionEvent
 

@@ -23,6 +23,7 @@ import time
 import uuid
 
 from _machine import describe
+
 from driftline.streams.broker import EmbeddedBroker
 
 TOPIC = "bench.group"

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import orjson
 from _machine import describe
+
 from driftline.schemas import decode_event, format_timestamp, parse_event
 from driftline.schemas._parse import decode_reference
 

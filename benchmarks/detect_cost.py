@@ -17,6 +17,7 @@ import random
 import time
 
 from _machine import describe
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import PredictionEvent
 
@@ -124,6 +125,7 @@ def estimate_cost(cfg: DetectionConfig, warm: list, events: list) -> None:
     import random
 
     import orjson
+
     from driftline.detectors import Baseline, build_baseline
 
     rnd = random.Random(7)

@@ -29,6 +29,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from _machine import describe
+
 from driftline.streams import (
     Forwarder,
     ForwardSettings,

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 from _machine import describe
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.replay import replay_files
 from driftline.replay._sample import write_sample

@@ -37,6 +37,7 @@ from datetime import datetime
 
 import numpy as np
 from _machine import describe
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import FeatureEvent, parse_timestamp
 

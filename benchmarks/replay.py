@@ -32,6 +32,7 @@ import time
 
 import orjson
 from _machine import describe
+
 from driftline.replay import build_baseline_file, replay_files
 from driftline.replay._inputs import open_lines
 from driftline.replay._sample import write_sample

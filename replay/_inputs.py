@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import BinaryIO
 
 import orjson
+
 from driftline.replay.exceptions import InputError
 
 __all__ = ["READ_ERRORS", "STDIN", "check_inputs", "display_name", "open_lines", "read_failure"]

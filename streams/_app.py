@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import faust
+
 from driftline.streams._bulk import BulkTransport
 from driftline.streams._deadletter import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, DeadLetters
 from driftline.streams._framing import TICK

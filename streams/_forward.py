@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
 from driftline.streams._incidents import (
     SIGNATURE_HEADER,
     IncidentBook,
@@ -49,7 +51,6 @@ from driftline.streams._incidents import (
 from driftline.streams._settings import KafkaSettings
 from driftline.streams._tail import AlertDeduplicator, decode_alert, topic_partitions
 from driftline.streams.exceptions import StreamsConfigError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["ForwardMetrics", "ForwardSettings", "Forwarder", "TargetTLS", "run_forwarder"]
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+
 from driftline.streams._deadletter import DeadLetters, Origin
 from driftline.streams._framing import KINDS, batch_prefix, encode_frame
 from driftline.streams._metrics import WorkerMetrics

@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import orjson
+
 from driftline.detectors.exceptions import StateError
 from driftline.streams._deadletter import DeadLetters, Origin
 from driftline.streams._framing import KINDS, iter_frames

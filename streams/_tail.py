@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+
 from driftline.streams._settings import KafkaSettings
 
 __all__ = [

@@ -103,6 +103,7 @@ def add_page_views(worker: Worker) -> None:
     they show; the documents are built when asked, from the monitor's state.
     """
     import orjson
+
     from driftline.schemas import page_html
 
     app = worker.app

@@ -72,6 +72,7 @@ from operator import attrgetter
 from typing import Any
 
 import orjson
+
 from driftline.detectors import OutcomeTotals
 from driftline.schemas import format_timestamp, parse_timestamp
 

@@ -285,6 +285,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _alerts_tail(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
+
     from driftline.streams._tail import tail_alerts
     from driftline.streams.exceptions import StreamsError
 
@@ -309,6 +310,7 @@ def _alerts_forward(args: argparse.Namespace) -> int:
     import os
 
     from aiokafka.errors import KafkaError
+
     from driftline.streams._forward import ForwardSettings, TargetTLS, run_forwarder
     from driftline.streams.exceptions import StreamsError
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from driftline.streams.broker import EmbeddedBroker
 
 

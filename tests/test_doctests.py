@@ -11,11 +11,12 @@ import doctest
 import importlib
 import pkgutil
 
+import pytest
+
 import driftline.detectors
 import driftline.replay
 import driftline.schemas
 import driftline.streams
-import pytest
 
 _PACKAGES = (driftline.schemas, driftline.detectors, driftline.streams, driftline.replay)
 

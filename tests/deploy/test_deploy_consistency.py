@@ -728,6 +728,7 @@ def test_the_sample_drift_reaches_alertmanager_through_the_forwarder(scraped, de
     import io
 
     import orjson
+
     from driftline.replay import replay_files, sample_path
 
     out = io.BytesIO()

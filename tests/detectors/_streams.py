@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent
 
 T0 = 1_700_000_000.0

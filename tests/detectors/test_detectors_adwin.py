@@ -6,12 +6,13 @@ import itertools
 import numpy as np
 import pytest
 from _streams import T0, numeric_events
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from driftline.detectors import DetectionConfig, FeatureConfig, Monitor, StateError
 from driftline.detectors._adwin import AdwinDetector, adwin_inputs
 from driftline.detectors._state import decode_state, encode_state
 from driftline.schemas import FeatureEvent, parse_timestamp
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 ONSET = 3000
 ADWIN_ONLY = DetectionConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.detectors._bocpd import BocpdDetector
 from driftline.schemas import FeatureEvent, parse_timestamp

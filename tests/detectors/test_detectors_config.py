@@ -1,4 +1,5 @@
 import pytest
+
 from driftline.detectors import ConfigError, DetectionConfig, FeatureConfig, load_config
 
 

@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.detectors._early import EarlyLabels
 from driftline.detectors._state import decode_state, encode_state

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from scipy.stats import mannwhitneyu
+
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
 from driftline.detectors._calibration import MIN_ROWS, Calibration, learn_calibration
 from driftline.detectors._estimation import estimated_metrics
@@ -13,7 +15,6 @@ from driftline.detectors._state import decode_state, encode_state
 from driftline.detectors.exceptions import ConfigError
 from driftline.replay._summary import estimate_lines
 from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
-from scipy.stats import mannwhitneyu
 
 T0 = 1_700_000_000.0
 

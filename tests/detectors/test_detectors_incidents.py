@@ -4,6 +4,7 @@ with an open incident reaches subscribers; symptoms of the open incident do not.
 from __future__ import annotations
 
 import numpy as np
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.detectors._policy import FeaturePolicy
 from driftline.schemas import FeatureEvent

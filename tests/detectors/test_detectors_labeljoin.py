@@ -3,10 +3,11 @@
 import math
 
 import numpy as np
-from driftline.detectors._outcomes import EXPIRED, LabelJoin
-from driftline.detectors._state import decode_state, encode_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from driftline.detectors._outcomes import EXPIRED, LabelJoin
+from driftline.detectors._state import decode_state, encode_state
 
 # small id alphabets make repeated ids, and small caps make eviction, common
 _PIDS = [f"p{i}" for i in range(30)]

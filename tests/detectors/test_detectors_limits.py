@@ -2,6 +2,7 @@
 never stored, the same whatever the batching."""
 
 import numpy as np
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import FeatureEvent
 

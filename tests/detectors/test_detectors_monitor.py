@@ -12,10 +12,11 @@ from _streams import (
     numeric_events,
     process_in_pieces,
 )
-from driftline.detectors import DetectionConfig, Monitor, StateError
-from driftline.schemas import Alert, FeatureEvent, parse_timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from driftline.detectors import DetectionConfig, Monitor, StateError
+from driftline.schemas import Alert, FeatureEvent, parse_timestamp
 
 SMALL = DetectionConfig(warmup=200, block=64, window_blocks=2, cooldown=300, readapt_after=1500)
 

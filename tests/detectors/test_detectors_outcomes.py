@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
 from driftline.detectors._errorrate import ErrorRateCusum, confirm_pvalue
 from driftline.detectors._outcomes import Outcomes

@@ -4,12 +4,13 @@ import numpy as np
 import orjson
 import pytest
 from _streams import assert_state_round_trips, process_in_pieces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
 from driftline.detectors._state import decode_state
 from driftline.detectors.exceptions import ConfigError
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent, parse_timestamp
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 T0 = 1_700_000_000.0
 CFG = DetectionConfig(warmup=600, block=128, outcome_block=64)
@@ -350,8 +351,9 @@ def test_segments_share_the_budget_and_stay_bounded():
 
 
 def test_rate_test_matches_the_beta_binomial():
-    from driftline.detectors._rates import rate_pvalues
     from scipy.stats import betabinom
+
+    from driftline.detectors._rates import rate_pvalues
 
     k = np.array([20.0, 40.0, 100.0, 260.0])
     m = np.full(4, 2048.0)

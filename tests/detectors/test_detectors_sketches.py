@@ -1,11 +1,12 @@
 from collections import Counter
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from driftline.detectors._config import DetectionConfig
 from driftline.detectors._heavy_hitters import HeavyHitters
 from driftline.detectors._numeric import NumericFeature, update_numeric
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 keys = st.sampled_from([f"k{i}" for i in range(12)])
 streams = st.lists(keys, max_size=300)

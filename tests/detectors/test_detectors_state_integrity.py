@@ -7,6 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.detectors._state import decode_state, encode_state
 from driftline.detectors.exceptions import StateError

@@ -1,10 +1,11 @@
 import numpy as np
-from driftline.detectors._cusum import cusum_path, cusum_threshold, lundberg_theta
-from driftline.detectors._homogeneity import chi2_homogeneity, psi
-from driftline.detectors._reference import NumericReference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chi2_contingency
+
+from driftline.detectors._cusum import cusum_path, cusum_threshold, lundberg_theta
+from driftline.detectors._homogeneity import chi2_homogeneity, psi
+from driftline.detectors._reference import NumericReference
 
 floats = st.floats(-5, 5, allow_nan=False)
 

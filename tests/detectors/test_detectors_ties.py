@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from driftline.detectors import Baseline, DetectionConfig, Monitor, build_baseline
 from driftline.detectors._baseline import numeric_values
 from driftline.schemas import PredictionEvent

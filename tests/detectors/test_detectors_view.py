@@ -6,6 +6,7 @@ import random
 
 import orjson
 import pytest
+
 from driftline.detectors import DetectionConfig, Monitor, ScoreHistory
 from driftline.schemas import FeatureEvent, page_html
 

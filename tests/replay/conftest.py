@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from driftline.replay import sample_path
 
 DATA = Path(__file__).with_name("data")

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from driftline.replay import replay_files
 from driftline.replay._badlines import BadLineLog
 from driftline.replay._decode import decode_batches
 from driftline.replay.exceptions import InputError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 BAD = {
     2: "not JSON",

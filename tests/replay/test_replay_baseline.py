@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+
 from driftline.replay._sample import DRIFT, DRIFT_AT
 from driftline.schemas import Alert
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 import pytest
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.replay import replay_files
 from driftline.replay._sample import DRIFT

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+
 from driftline.detectors import DetectionConfig, Monitor
 from driftline.schemas import FeatureEvent
 

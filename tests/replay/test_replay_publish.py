@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter, defaultdict
 
 import pytest
+
 from driftline.replay import PublishOptions, publish_files
 from driftline.replay._publish import Pacer
 from driftline.schemas import decode_event

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator, validators
+
 from driftline.schemas import (
     SCHEMA_NAMES,
     Alert,
@@ -31,7 +33,6 @@ from driftline.schemas import (
 from driftline.schemas._fast import decode_fast
 from driftline.schemas._jsonschema import render
 from driftline.schemas._parse import decode_reference
-from jsonschema import Draft202012Validator, validators
 
 
 def _load_corpus():

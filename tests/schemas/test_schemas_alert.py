@@ -7,6 +7,7 @@ import math
 
 import orjson
 import pytest
+
 from driftline.schemas import Alert, ContractError
 
 

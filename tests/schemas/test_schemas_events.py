@@ -6,6 +6,7 @@ import math
 
 import orjson
 import pytest
+
 from driftline.schemas import (
     EVENT_KINDS,
     ContractError,

@@ -10,6 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
 from driftline.schemas import (
     ContractError,
     decode_event,
@@ -20,9 +24,6 @@ from driftline.schemas import (
 from driftline.schemas._fast import decode_fast
 from driftline.schemas._parse import decode_reference
 from driftline.schemas._timestamp import MAX_EPOCH_MS, MAX_EPOCH_S, MIN_EPOCH_MS, RFC3339_PATTERN
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VALIDATORS = {

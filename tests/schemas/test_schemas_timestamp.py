@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from driftline.schemas import ContractError, format_timestamp, parse_timestamp
 from driftline.schemas._timestamp import (
     MAX_EPOCH_MS,

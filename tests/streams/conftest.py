@@ -26,6 +26,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from driftline.streams import KafkaSettings, TopicLayout, WorkerSettings, ensure_topics_sync
 
 

@@ -22,6 +22,7 @@ import confluent_kafka
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent, decode_event
 from driftline.streams.broker import EmbeddedBroker
 

@@ -19,8 +19,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import driftline.streams.broker as broker_module
 import pytest
+
+import driftline.streams.broker as broker_module
 from driftline.streams import TopicLayout
 from driftline.streams.broker import EmbeddedBroker
 from driftline.streams.exceptions import BrokerError

@@ -17,6 +17,7 @@ import uuid
 
 import orjson
 import pytest
+
 from driftline.schemas import Alert
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ import hmac
 from datetime import UTC, datetime
 
 import pytest
+
 from driftline.streams._forward import ForwardSettings
 from driftline.streams._incidents import (
     IncidentBook,
@@ -188,10 +189,11 @@ def test_an_alert_with_malformed_fields_is_counted_not_fatal():
     it is now skipped and counted as invalid, and the records around it are delivered."""
     from typing import NamedTuple
 
+    from orjson import dumps
+
     from driftline.streams import KafkaSettings
     from driftline.streams._forward import Forwarder
     from driftline.streams._incidents import malformed
-    from orjson import dumps
 
     class Record(NamedTuple):
         value: bytes

@@ -14,6 +14,7 @@ from itertools import pairwise
 import orjson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
+
 from driftline.streams._deadletter import (
     KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
     PREFIX_BYTES,

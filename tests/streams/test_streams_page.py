@@ -227,6 +227,7 @@ def test_demo_keep_serves_the_page_until_ctrl_c(browser, tmp_path):
 def test_report_shows_hostile_names_as_text(browser, tmp_path):
     """Feature names and messages are data: the page escapes them, nothing runs."""
     import orjson
+
     from driftline.replay import replay_files
 
     evil = '<img src=x onerror="document.title=1">'

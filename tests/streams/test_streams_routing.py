@@ -8,11 +8,12 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
+from faust.types import TP
+
 from driftline.streams._bulk import BulkConsumer
 from driftline.streams._framing import iter_frames
 from driftline.streams._metrics import WorkerMetrics
 from driftline.streams._router import Router, model_of, shard_of
-from faust.types import TP
 
 
 class _Producer:

@@ -6,6 +6,9 @@ import random
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from driftline.streams import KafkaSettings, TopicLayout, WorkerSettings
 from driftline.streams._framing import KINDS, TICK, batch_prefix, encode_frame, iter_frames
 from driftline.streams._router import model_of, shard_of
@@ -19,8 +22,6 @@ from driftline.streams._shards import (
 )
 from driftline.streams._tail import AlertDeduplicator, format_alert
 from driftline.streams.exceptions import StreamsConfigError
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def _batch(events: list[tuple[int, int, int, int, bytes]]) -> bytes:

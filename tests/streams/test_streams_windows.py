@@ -8,12 +8,13 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent, format_timestamp
 from driftline.streams._framing import KINDS, batch_prefix, encode_frame
 from driftline.streams._shards import header_windows, pack_checkpoint
 from driftline.streams._windows import WindowBook
-from hypothesis import given
-from hypothesis import strategies as st
 
 T0 = 1_700_000_040.0  # a window boundary for 60 s windows (multiple of 60)
 

@@ -11,6 +11,7 @@ import signal
 
 import orjson
 import pytest
+
 from driftline.streams._router import shard_of
 
 pytestmark = pytest.mark.integration
