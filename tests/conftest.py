@@ -12,8 +12,15 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from driftline.streams.broker import EmbeddedBroker
+
+# Property tests judge results, never speed: these machines are shared and noisy, and
+# hypothesis's default deadline (200 ms per example) and too-slow health check turn a slow
+# moment of the machine into a failure. Every property test runs under this profile.
+settings.register_profile("driftline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("driftline")
 
 
 @pytest.fixture(scope="session")
