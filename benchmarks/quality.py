@@ -1,6 +1,7 @@
 """Detection quality of driftline's feature-drift core against naive river, plus TCPD F1.
 
 Usage: ``.venv/bin/python benchmarks/quality.py [--quick] [--seeds N] [--stationary N]``
+(``--public``: only the public data sets with documented drift, see ``_public.py``)
 
 1. Synthetic streams with known onsets. Each drift stream is one model with five features
    (one per distribution family: normal, lognormal, integer counts, bounded, bimodal) plus a
@@ -443,6 +444,11 @@ def main() -> None:
     ap.add_argument(
         "--estimation-only", action="store_true", help="only the estimated-performance cases"
     )
+    ap.add_argument(
+        "--public",
+        action="store_true",
+        help="only public data with documented drift (downloads the nannyml wheel once)",
+    )
     args = ap.parse_args()
     quick = args.quick
     args.seeds = args.seeds or (2 if quick else 6)
@@ -459,6 +465,9 @@ def main() -> None:
         return
     if args.estimation_only:
         estimation_part(args)
+        return
+    if args.public:
+        public_part()
         return
     print(
         f"input: drift streams {len(KINDS)} kinds x {len(FAMILIES)} families (categorical: 1) x "
@@ -622,6 +631,15 @@ def estimation_part(args) -> None:
     t0 = time.perf_counter()
     _estimation.report(2 if args.quick else 6, args.quick)
     print(f"(estimation part: {time.perf_counter() - t0:.0f} s)")
+
+
+def public_part() -> None:
+    """NannyML's public data sets with documented drift (``_public``; needs PyPI once)."""
+    import _public
+
+    t0 = time.perf_counter()
+    _public.report(DetectionConfig())
+    print(f"(public part: {time.perf_counter() - t0:.0f} s)")
 
 
 def tcpd() -> None:
