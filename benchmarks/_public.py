@@ -37,7 +37,8 @@ from driftline.schemas import LabelEvent, PredictionEvent, parse_timestamp
 __all__ = ["CACHE", "DATASETS", "Dataset", "report"]
 
 CACHE = Path.home() / ".cache" / "driftline-bench"
-WHEEL = "nannyml==0.13.1"
+VERSION = "0.13.1"
+WHEEL = f"nannyml=={VERSION}"
 DATA = "nannyml/datasets/data/"
 T0 = 1_700_000_000.0
 LAG = 500  # rows between a prediction and its label
@@ -95,11 +96,11 @@ _NOT_FEATURES = {"id", "timestamp", "period", "y_pred", "identifier", "partition
 def wheel() -> Path:
     """The cached NannyML wheel, downloaded (no dependencies) on first use."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    found = sorted(CACHE.glob("nannyml-*.whl"))
+    found = sorted(CACHE.glob(f"nannyml-{VERSION}-*.whl"))
     if not found:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:"]
         subprocess.run([*cmd, "-q", "-d", str(CACHE), WHEEL], check=True)
-        found = sorted(CACHE.glob("nannyml-*.whl"))
+        found = sorted(CACHE.glob(f"nannyml-{VERSION}-*.whl"))
     return found[-1]
 
 
