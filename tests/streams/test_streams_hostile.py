@@ -272,10 +272,10 @@ def _alert_ids(alerts):
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "issue 18, still open: in about 1 run of 8 the alerts of one of the two models are "
-        "missing 240 s after the third worker is ready (both of that model's alerts, one "
-        "from before the last kill); the embedded broker's slow re-reads of a backlog are the "
-        "likely cause, a loss is not excluded. It runs on every suite and reports XPASS/XFAIL."
+        "issue 18, still open: in 2 of 3 full-suite runs from a clean clone (3 of 3 passed "
+        "alone) one of the two models' alerts were missing 240 s after the third worker was "
+        "ready; the embedded broker's slow re-reads of a backlog are the likely cause, a loss "
+        "is not excluded. It runs on every suite and reports XPASS/XFAIL."
     ),
 )
 def test_kill_9_while_checkpoints_and_fences_are_written_loses_nothing(layout, start_worker, kit):
